@@ -1,0 +1,46 @@
+"""The one `mathcorpus` command: a thin dispatcher.
+
+Each subcommand's CLI is imported only when that subcommand runs, so a GPU host without Beam can
+run `mathcorpus train` and a Beam worker never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+# subcommand -> (module, function, one-line help). The function takes argv (list[str]).
+SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "pool": ("pipeline.pool_cli", "main", "WARC files -> URL-deduplicated, math-preserving pool"),
+    "demo": ("pipeline.demo", "main", "run the whole chain on a generated sample crawl"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: mathcorpus <command> [options]", "", "commands:"]
+    width = max(len(name) for name in SUBCOMMANDS)
+    for name, (_, _, help_text) in SUBCOMMANDS.items():
+        lines.append(f"  {name.ljust(width)}  {help_text}")
+    lines.append("")
+    lines.append("`mathcorpus <command> --help` shows a command's options.")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help", "help"}:
+        print(_usage())
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in SUBCOMMANDS:
+        print(f"mathcorpus: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name, func_name, _ = SUBCOMMANDS[name]
+    func = getattr(importlib.import_module(module_name), func_name)
+    result = func(rest)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
