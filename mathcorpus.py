@@ -12,7 +12,11 @@ from collections.abc import Sequence
 
 # subcommand -> (module, function, one-line help). The function takes argv (list[str]).
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
-    "pool": ("pipeline.pool_cli", "main", "WARC files -> URL-deduplicated, math-preserving pool"),
+    "pool": (
+        "pipeline.pool_pipeline",
+        "main",
+        "WARC files -> URL-deduplicated, math-preserving pool",
+    ),
     "demo": ("pipeline.demo", "main", "run the whole chain on a generated sample crawl"),
 }
 
