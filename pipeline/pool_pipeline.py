@@ -184,6 +184,10 @@ def with_default_runner(beam_args: Sequence[str]) -> list[str]:
 
 def run_pool(config: PoolConfig, beam_args: Sequence[str] = ()) -> dict[str, Any]:
     """Run the pool pipeline; returns the stats document (also written as stats.json)."""
+    options = PipelineOptions(with_default_runner(beam_args))
+    # The driver lists inputs and commits outputs itself: give its file systems the same
+    # options (credentials, endpoints) the workers get.
+    FileSystems.set_options(options)
     output = pool_run_output(config)
     if output.finished_with_same_config(config.overwrite):
         LOG.info("%s is already finished with this config; nothing to do", config.output)
@@ -191,7 +195,6 @@ def run_pool(config: PoolConfig, beam_args: Sequence[str] = ()) -> dict[str, Any
     files = resolve_input_files(config)
     output.begin()
     started = time.monotonic()
-    options = PipelineOptions(with_default_runner(beam_args))
     p = beam.Pipeline(options=options)
     build_pipeline(p, files, config, output.staging)
     result = p.run()
