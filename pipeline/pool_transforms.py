@@ -119,7 +119,9 @@ class ReadWarcFiles(beam.DoFn):
                 elif isinstance(event, Dropped):
                     self._read.dropped(event.reason)
                 else:
-                    faulted = True
+                    # A record-scope dead letter (one bad record) lets the file go on; a
+                    # file-scope one (truncated gzip, bad chunking) ends the file there.
+                    faulted = faulted or event.extra.get("scope") == "file"
                     self._read.dead_lettered(event.reason)
                     yield _dead(event)
         self._files.kept()
