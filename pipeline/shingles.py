@@ -1,0 +1,762 @@
+"""Text normalisation and shingling for near-duplicate detection, over a batch of documents.
+
+Normalisation (`normalize`) turns a page text into a canonical form in which formatting
+differences between copies of a page no longer matter:
+
+    1. Unicode NFKC: full-width forms, ligatures, super/subscripts and math alphanumerics fold
+       to their plain characters ("ﬁ" -> "fi", "x²" -> "x2", "𝑥" -> "x", "…" -> "...").
+    2. lower-case (`str.lower`, after NFKC).
+    3. punctuation and symbol folding: every character that is not a word character separates
+       words. Word characters are letters, digits, "_" and combining marks (so that words in
+       scripts with vowel signs stay whole); punctuation, symbols ("+" "=" "\\" "{" "$"),
+       whitespace and control characters are separators.
+    4. whitespace folding: words are joined by exactly one space, with none at the ends.
+
+    "  The Cauchy–Schwarz\tinequality: |<u,v>|² ≤ <u,u>·<v,v>."
+    -> "the cauchy schwarz inequality u v 2 u u v v"
+
+TeX keeps its words and numbers ("\\frac{a}{b}" -> "frac a b"), which is what page-level
+similarity needs: two copies that differ only in how they typeset the same formulas normalise
+alike. Scripts written without spaces (Chinese, Japanese) form one "word" per run; use
+character shingles for them. The result is exactly that of `unicodedata.normalize("NFKC",
+text).lower()` followed by the folding; it is computed with per-code-point tables, and a text
+for which per-character mapping could differ from whole-text NFKC (decomposed accents, Hangul
+jamo, capital sigma) goes through the `unicodedata` functions instead. It depends on Python's
+Unicode database (`unicodedata.unidata_version`): run every worker on the same Python.
+
+Shingles are the units whose set a MinHash summarises:
+
+    word: every run of `n` consecutive words (default 5), joined by one space;
+    char: every run of `n` consecutive characters of the canonical text (spaces included).
+
+A document with some words but fewer than `n` words (or characters) has one shingle, its whole
+canonical text, so that short identical documents still collide; an empty document has none.
+
+Shingles are hashed to integers in one of two ways (`hash_kind`):
+
+    sha1: the first 4 (or 8) bytes of SHA-1 of the shingle's UTF-8 bytes, little-endian: exactly
+          datasketch's default `sha1_hash32` / `sha1_hash64`; one Python call per shingle.
+    fast: h = fmix64(sum_i (c_i + 1) B^i + len * K) mod 2^64 over the shingle's code points
+          c_i, with B and K fixed odd 64-bit constants and fmix64 MurmurHash3's finalizer; the
+          low 32 bits for 32-bit schemes. One prefix sum over the batch gives every shingle's
+          sum with two reads and a multiply.
+
+Both hash the same shingle strings; only the function differs. The fast hash of a shingle
+depends on its characters alone, not on its position or on the other documents in the batch.
+
+Two implementations give identical results: a Numba one (a few loops over the batch's code
+points; used when Numba is installed) and a NumPy one (array passes; the reference).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import sys
+import threading
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+try:  # Numba runs the per-character loops; the NumPy path gives identical results, slower.
+    import numba
+except ImportError:  # pragma: no cover - workers without numba
+    numba = None
+
+ShingleKind = Literal["word", "char"]
+HashKind = Literal["fast", "sha1"]
+Backend = Literal["numba", "numpy"]
+SHINGLE_KINDS: tuple[str, ...] = ("word", "char")
+HASH_KINDS: tuple[str, ...] = ("fast", "sha1")
+BACKENDS: tuple[str, ...] = ("numba", "numpy")
+
+_SPACE = 32
+# Separates documents in the joined batch: a non-word character that maps to itself.
+_DOC_SEPARATOR = "\n"
+
+# Polynomial base of the fast hash: odd, so it has an inverse modulo 2^64, which is what lets
+# one prefix sum serve every span.
+_POLY_BASE = 0x9E3779B97F4A7C15
+_POLY_BASE_INV = pow(_POLY_BASE, -1, 1 << 64)
+# Mixed with the span length so that spans of different lengths never share a pre-image.
+_LENGTH_MIX = np.uint64(0xC2B2AE3D27D4EB4F)
+_ONE = np.uint64(1)
+_FMIX64_SHIFT = np.uint64(33)
+_FMIX64_M1 = np.uint64(0xFF51AFD7ED558CCD)
+_FMIX64_M2 = np.uint64(0xC4CEB9FE1A85EC53)
+_FMIX32 = (np.uint32(16), np.uint32(0x85EBCA6B), np.uint32(13), np.uint32(0xC2B2AE35))
+
+
+def default_backend() -> Backend:
+    return "numba" if numba is not None else "numpy"
+
+
+def resolve_backend(backend: Backend | None) -> Backend:
+    if backend is None:
+        return default_backend()
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "numba" and numba is None:
+        raise RuntimeError("backend='numba' asked for, but numba is not installed")
+    return backend
+
+
+# --- per-code-point tables ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CharTables:
+    """Per-code-point tables (0..0x10FFFF) that normalise a text with array lookups."""
+
+    word: np.ndarray
+    """bool: a word character (letter, digit, "_", combining mark)."""
+    map_len: np.ndarray
+    """uint8: length of NFKC(c).lower() in code points (1 for nearly every c)."""
+    map_first: np.ndarray
+    """uint32: first code point of NFKC(c).lower()."""
+    map_start: np.ndarray
+    """int32: where NFKC(c).lower() starts in `pool` (read when map_len > 1)."""
+    pool: np.ndarray
+    """uint32: the mappings of the code points that map to more than one code point."""
+    context: np.ndarray
+    """bool: mapping c on its own may differ from whole-text NFKC + lower for a text that
+    contains c (c starts with a combining mark or composes with its predecessor, or NFKC(c)
+    holds a capital sigma, which `lower` maps by context)."""
+    packed: np.ndarray
+    """uint32: the above in one lookup for the Numba loops: bits 0-20 the mapped code point
+    (when it is one), bit 29 context, bit 30 maps to several, bit 31 the mapped code point is
+    a word character."""
+
+
+_PACKED_CONTEXT = np.uint32(1 << 29)
+_PACKED_MULTI = np.uint32(1 << 30)
+_PACKED_WORD = np.uint32(1 << 31)
+_PACKED_CODEPOINT = np.uint32((1 << 21) - 1)
+_ZERO32 = np.uint32(0)
+
+
+def _composition_seconds() -> set[str]:
+    """Characters that canonical composition can join to a preceding starter."""
+    seconds = {chr(cp) for cp in range(0x1161, 0x1176)}  # Hangul vowel jamo (L + V -> LV)
+    seconds.update(chr(cp) for cp in range(0x11A8, 0x11C3))  # Hangul final jamo (LV + T)
+    for cp in range(sys.maxunicode + 1):
+        decomposition = unicodedata.decomposition(chr(cp))
+        if decomposition and not decomposition.startswith("<"):
+            parts = decomposition.split()
+            if len(parts) == 2:
+                seconds.add(chr(int(parts[1], 16)))
+    return seconds
+
+
+@functools.cache
+def char_tables() -> CharTables:
+    """The tables, built once per process from Python's Unicode database (about 1.5 s).
+
+    Mapping each code point c to NFKC(c).lower() on its own equals NFKC then `lower` of the
+    whole text unless the text holds a `context` character: canonical reordering and
+    composition only act across character boundaries through combining marks or composing
+    characters, and `lower` is context-free except for the final sigma.
+    """
+    size = sys.maxunicode + 1
+    # NFKC, NFKD and lower() act on "\n"-separated characters independently (a newline is a
+    # starter that nothing composes with), so one call each maps every code point at once.
+    # Surrogates and "\n" itself map to themselves.
+    cps = [cp for cp in range(size) if cp != 10 and not 0xD800 <= cp <= 0xDFFF]
+    joined = "\n".join(map(chr, cps))
+    compatible = unicodedata.normalize("NFKC", joined)
+    mapped = compatible.lower().split("\n")
+    sigma = {i for i, part in enumerate(compatible.split("\n")) if "\u03a3" in part}
+    decomposed = unicodedata.normalize("NFKD", joined).split("\n")
+    seconds = _composition_seconds()
+
+    word = np.zeros(size, dtype=bool)
+    map_len = np.ones(size, dtype=np.uint8)
+    map_first = np.arange(size, dtype=np.uint32)
+    map_start = np.zeros(size, dtype=np.int32)
+    context = np.zeros(size, dtype=bool)
+    pool: list[int] = []
+    for i, (cp, target, nfkd) in enumerate(zip(cps, mapped, decomposed, strict=True)):
+        ch = chr(cp)
+        if ch.isalnum() or ch == "_" or unicodedata.category(ch)[0] == "M":
+            word[cp] = True
+        if target != ch:
+            map_first[cp] = ord(target[0])
+            if len(target) > 1:
+                map_len[cp] = len(target)
+                map_start[cp] = len(pool)
+                pool.extend(map(ord, target))
+        head = nfkd[0]
+        if unicodedata.combining(head) or head in seconds or i in sigma:
+            context[cp] = True
+    packed = np.where(map_len > 1, _PACKED_MULTI, map_first).astype(np.uint32)
+    packed |= np.where((map_len == 1) & word[map_first], _PACKED_WORD, _ZERO32)
+    packed |= np.where(context, _PACKED_CONTEXT, _ZERO32)
+    pool_array = np.array(pool, dtype=np.uint32)
+    return CharTables(word, map_len, map_first, map_start, pool_array, context, packed)
+
+
+# --- the batch ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ShingleBatch:
+    """The shingles of a batch of documents, as spans into one array of canonical text.
+
+    Document d's canonical text is `codepoints[text_starts[d]:text_ends[d]]`; its shingles are
+    rows `doc_offsets[d]:doc_offsets[d + 1]` of `starts`/`ends`, each a span of `codepoints`.
+    """
+
+    codepoints: np.ndarray
+    """uint32: the canonical texts of the batch, one code point per character."""
+    text_starts: np.ndarray
+    """int64 per document: where its canonical text starts in `codepoints`."""
+    text_ends: np.ndarray
+    """int64 per document: where its canonical text ends (exclusive)."""
+    starts: np.ndarray
+    """int64 per shingle: start of its span in `codepoints`."""
+    ends: np.ndarray
+    """int64 per shingle: end of its span (exclusive)."""
+    doc_offsets: np.ndarray
+    """int64, one more than the documents: shingles of document d are rows
+    doc_offsets[d]:doc_offsets[d+1]."""
+
+    @property
+    def num_docs(self) -> int:
+        return len(self.text_starts)
+
+    @property
+    def shingle_counts(self) -> np.ndarray:
+        """Shingles per document (0 for a document without words)."""
+        return np.diff(self.doc_offsets)
+
+    def canonical(self, doc: int) -> str:
+        """Document `doc`'s canonical (normalised) text."""
+        span = self.codepoints[self.text_starts[doc] : self.text_ends[doc]]
+        return span.tobytes().decode("utf-32-le", "surrogatepass")
+
+    def shingle_strings(self, doc: int) -> list[str]:
+        """Document `doc`'s shingles as strings, in text order (repeats kept)."""
+        text = self.canonical(doc)
+        base = int(self.text_starts[doc])
+        rows = slice(self.doc_offsets[doc], self.doc_offsets[doc + 1])
+        return [
+            text[s - base : e - base]
+            for s, e in zip(self.starts[rows].tolist(), self.ends[rows].tolist(), strict=True)
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Words:
+    """Canonical text of a batch and its words (the stage before shingling)."""
+
+    canon: np.ndarray  # uint32 canonical texts
+    text_starts: np.ndarray  # int64 per document
+    text_ends: np.ndarray  # int64 per document
+    word_starts: np.ndarray  # int64 per word, into canon
+    word_lens: np.ndarray  # int64 per word
+    word_docs: np.ndarray  # int64 per word
+
+
+def _exclusive_cumsum(counts: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(counts), dtype=np.int64)
+    if len(counts) > 1:
+        np.cumsum(counts[:-1], out=out[1:])
+    return out
+
+
+def _encode(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Code points of the texts joined by the separator, each text's start and length."""
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    # "surrogatepass" keeps lone surrogates (some decoders leave them in page text) as code
+    # points instead of failing.
+    joined = _DOC_SEPARATOR.join(texts).encode("utf-32-le", "surrogatepass")
+    return np.frombuffer(joined, dtype=np.uint32), _exclusive_cumsum(lengths + 1), lengths
+
+
+@dataclass(frozen=True, slots=True)
+class _Encoded:
+    """A batch's texts as code points, ready to map."""
+
+    raw: np.ndarray  # uint32 code points of the texts joined by the separator
+    doc_starts: np.ndarray  # int64 per text
+    lengths: np.ndarray  # int64 per text
+    keep: np.ndarray  # bool per text: already normalised by the whole-text functions
+    mapped_len: int  # code points after mapping (Numba path; 0 on the NumPy path)
+
+
+def _scan(raw, doc_starts, lengths, backend: Backend) -> tuple[np.ndarray, int]:
+    """Indices of the texts holding a `context` character, and the mapped length."""
+    tables = char_tables()
+    if backend == "numba":
+        flags = np.zeros(len(doc_starts), dtype=bool)
+        total = _KERNELS["scan"](raw, doc_starts, lengths, tables.packed, tables.map_len, flags)
+        return np.flatnonzero(flags), int(total)
+    positions = np.flatnonzero(tables.context[raw])
+    return np.unique(np.searchsorted(doc_starts, positions, side="right") - 1), 0
+
+
+def _prepare(texts: Sequence[str], backend: Backend) -> _Encoded:
+    """Encode the texts; those with a `context` character are normalised with the whole-text
+    functions first (their code points are then final: no table mapping)."""
+    raw, doc_starts, lengths = _encode(texts)
+    keep = np.zeros(len(texts), dtype=bool)
+    docs, mapped_len = _scan(raw, doc_starts, lengths, backend)
+    if len(docs):
+        keep[docs] = True
+        texts = [
+            unicodedata.normalize("NFKC", t).lower() if k else t
+            for t, k in zip(texts, keep.tolist(), strict=True)
+        ]
+        raw, doc_starts, lengths = _encode(texts)
+        _, mapped_len = _scan(raw, doc_starts, lengths, backend)
+    return _Encoded(raw, doc_starts, lengths, keep, mapped_len)
+
+
+def _words_numpy(enc: _Encoded) -> _Words:
+    raw, doc_starts, lengths, keep = enc.raw, enc.doc_starts, enc.lengths, enc.keep
+    tables = char_tables()
+    num_docs = len(lengths)
+    first = tables.map_first[raw]
+    lens = tables.map_len[raw]
+    if keep.any():
+        # The separator after each text goes with it; the last text has none.
+        kept = np.repeat(keep, lengths + 1)[: len(raw)]
+        first[kept] = raw[kept]
+        lens[kept] = 1
+    multi = np.flatnonzero(lens > 1)
+    if len(multi):
+        # Rare (ligatures, "½", "…"): repeat each mapped first code point by its mapping's
+        # length, then write the full mappings over the repeats.
+        lens = lens.astype(np.int64)
+        new_pos = _exclusive_cumsum(lens)
+        cps = np.repeat(first, lens)
+        multi_lens = lens[multi]
+        within = np.arange(int(multi_lens.sum())) - np.repeat(
+            _exclusive_cumsum(multi_lens), multi_lens
+        )
+        targets = np.repeat(new_pos[multi], multi_lens) + within
+        sources = np.repeat(tables.map_start[raw[multi]].astype(np.int64), multi_lens) + within
+        cps[targets] = tables.pool[sources]
+        doc_starts = np.append(new_pos, len(cps))[doc_starts]
+    else:
+        cps = first
+
+    is_word = tables.word[cps]
+    steps = np.diff(is_word.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
+    old_starts = np.flatnonzero(steps == 1)
+    word_lens = np.flatnonzero(steps == -1) - old_starts
+    word_docs = np.searchsorted(doc_starts, old_starts, side="right") - 1
+    # Canonical text: every word followed by one space; word w moves to word_starts[w].
+    word_starts = _exclusive_cumsum(word_lens + 1)
+    canon = np.full(int((word_lens + 1).sum()), _SPACE, dtype=np.uint32)
+    src = np.flatnonzero(is_word)
+    canon[src + np.repeat(word_starts - old_starts, word_lens)] = cps[src]
+
+    words_per_doc = np.bincount(word_docs, minlength=num_docs)
+    has_words = words_per_doc > 0
+    first_word = np.minimum(_exclusive_cumsum(words_per_doc), max(len(word_lens) - 1, 0))
+    last_word = np.maximum(first_word + words_per_doc - 1, 0)
+    if len(word_lens):
+        text_starts = np.where(has_words, word_starts[first_word], 0)
+        text_ends = np.where(has_words, word_starts[last_word] + word_lens[last_word], 0)
+    else:
+        text_starts = text_ends = np.zeros(num_docs, dtype=np.int64)
+    return _Words(canon, text_starts, text_ends, word_starts, word_lens, word_docs)
+
+
+def _words_numba(enc: _Encoded) -> _Words:
+    tables = char_tables()
+    num_docs = len(enc.lengths)
+    mapped = np.empty(enc.mapped_len, dtype=np.uint32)
+    mapped_starts = np.empty(num_docs, dtype=np.int64)
+    mapped_lens = np.empty(num_docs, dtype=np.int64)
+    _KERNELS["map"](
+        enc.raw,
+        enc.doc_starts,
+        enc.lengths,
+        enc.keep,
+        tables.packed,
+        tables.word,
+        tables.map_len,
+        tables.map_start,
+        tables.pool,
+        mapped,
+        mapped_starts,
+        mapped_lens,
+    )
+    # Canonical length <= mapped length (a space stands in for at least one separator), and a
+    # text of mapped length L has at most ceil(L / 2) words.
+    canon = np.empty(enc.mapped_len, dtype=np.uint32)
+    max_words = enc.mapped_len // 2 + num_docs + 1
+    word_starts = np.empty(max_words, dtype=np.int64)
+    word_lens = np.empty(max_words, dtype=np.int64)
+    word_docs = np.empty(max_words, dtype=np.int64)
+    text_starts = np.empty(num_docs, dtype=np.int64)
+    text_ends = np.empty(num_docs, dtype=np.int64)
+    size, words = _KERNELS["fold"](
+        mapped,
+        mapped_starts,
+        mapped_lens,
+        canon,
+        word_starts,
+        word_lens,
+        word_docs,
+        text_starts,
+        text_ends,
+    )
+    return _Words(
+        canon[:size],
+        text_starts,
+        text_ends,
+        word_starts[:words],
+        word_lens[:words],
+        word_docs[:words],
+    )
+
+
+def _spans_numpy(words: _Words, kind: ShingleKind, n: int) -> tuple[np.ndarray, ...]:
+    """(starts, ends, shingle docs) of every shingle, in text order."""
+    num_docs = len(words.text_starts)
+    if kind == "char":
+        lengths = words.text_ends - words.text_starts
+        counts = np.where(lengths >= n, lengths - n + 1, (lengths > 0).astype(np.int64))
+        docs = np.repeat(np.arange(num_docs), counts)
+        within = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(
+            _exclusive_cumsum(counts), counts
+        )
+        starts = words.text_starts[docs] + within
+        return starts, starts + np.minimum(lengths[docs], n), docs
+    word_docs, num_words = words.word_docs, len(words.word_lens)
+    first = np.arange(max(num_words - n + 1, 0))
+    # An n-gram is a shingle only if its first and last words are in the same document.
+    first = first[word_docs[first] == word_docs[first + n - 1]]
+    last = first + n - 1
+    per_doc = np.bincount(word_docs, minlength=num_docs)
+    short = np.flatnonzero((per_doc > 0) & (per_doc < n))
+    if len(short):
+        first_word = _exclusive_cumsum(per_doc)
+        first = np.concatenate([first, first_word[short]])
+        last = np.concatenate([last, first_word[short] + per_doc[short] - 1])
+        order = np.argsort(first, kind="stable")  # back into text order
+        first, last = first[order], last[order]
+    ends = words.word_starts[last] + words.word_lens[last]
+    return words.word_starts[first], ends, word_docs[first]
+
+
+def _spans_numba(words: _Words, kind: ShingleKind, n: int) -> tuple[np.ndarray, ...]:
+    num_docs = len(words.text_starts)
+    capacity = len(words.canon) + num_docs if kind == "char" else len(words.word_lens)
+    starts = np.empty(capacity, dtype=np.int64)
+    ends = np.empty(capacity, dtype=np.int64)
+    docs = np.empty(capacity, dtype=np.int64)
+    if kind == "char":
+        count = _KERNELS["char_spans"](words.text_starts, words.text_ends, n, starts, ends, docs)
+    else:
+        count = _KERNELS["word_spans"](
+            words.word_starts, words.word_lens, words.word_docs, n, starts, ends, docs
+        )
+    return starts[:count], ends[:count], docs[:count]
+
+
+def shingle_batch(
+    texts: Sequence[str],
+    kind: ShingleKind = "word",
+    n: int = 5,
+    backend: Backend | None = None,
+) -> ShingleBatch:
+    """Normalise `texts` and cut them into shingles (see the module docstring).
+
+    `backend` None: Numba when installed, else NumPy (identical results).
+    """
+    if kind not in SHINGLE_KINDS:
+        raise ValueError(f"shingle kind must be one of {SHINGLE_KINDS}, got {kind!r}")
+    if n < 1:
+        raise ValueError(f"shingle size n must be >= 1, got {n}")
+    backend = resolve_backend(backend)
+    encoded = _prepare(texts, backend)
+    if backend == "numba":
+        words = _words_numba(encoded)
+        starts, ends, docs = _spans_numba(words, kind, n)
+    else:
+        words = _words_numpy(encoded)
+        starts, ends, docs = _spans_numpy(words, kind, n)
+    doc_offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(docs, minlength=len(texts)), out=doc_offsets[1:])
+    return ShingleBatch(words.canon, words.text_starts, words.text_ends, starts, ends, doc_offsets)
+
+
+def normalize(text: str) -> str:
+    """The canonical form of `text` (see the module docstring)."""
+    return shingle_batch([text], "word", 1).canonical(0)
+
+
+def shingles(text: str, kind: ShingleKind = "word", n: int = 5) -> list[str]:
+    """The shingles of one text, in text order (repeats kept)."""
+    return shingle_batch([text], kind, n).shingle_strings(0)
+
+
+# --- hashing ------------------------------------------------------------------------------
+
+
+def fmix64(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finalizer on a uint64 array: a bijection that spreads every input
+    bit over every output bit."""
+    h = h ^ (h >> _FMIX64_SHIFT)
+    h = h * _FMIX64_M1
+    h = h ^ (h >> _FMIX64_SHIFT)
+    h = h * _FMIX64_M2
+    return h ^ (h >> _FMIX64_SHIFT)
+
+
+def fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer on a uint32 array (datasketch's affine32 pre-mix)."""
+    s16, m1, s13, m2 = _FMIX32
+    h = h ^ (h >> s16)
+    h = h * m1
+    h = h ^ (h >> s13)
+    h = h * m2
+    return h ^ (h >> s16)
+
+
+_powers_lock = threading.Lock()
+_powers: tuple[np.ndarray, np.ndarray] = (np.ones(1, np.uint64), np.ones(1, np.uint64))
+
+
+def _base_powers(length: int) -> tuple[np.ndarray, np.ndarray]:
+    """(B^i, B^-i) mod 2^64 for i < length (at least), from a per-process cache that grows by
+    doubling."""
+    global _powers
+    pw, inv = _powers
+    if len(pw) >= length:
+        return pw, inv
+    with _powers_lock:
+        size = max(length, 2 * len(_powers[0]), 1 << 16)
+        pw = np.full(size, _POLY_BASE, dtype=np.uint64)
+        inv = np.full(size, _POLY_BASE_INV, dtype=np.uint64)
+        pw[0] = inv[0] = 1
+        # Unsigned multiplication wraps: the arithmetic modulo 2^64 wanted here.
+        np.multiply.accumulate(pw, out=pw)
+        np.multiply.accumulate(inv, out=inv)
+        _powers = (pw, inv)
+    return pw, inv
+
+
+def hash_fast(batch: ShingleBatch, bits: int = 32, backend: Backend | None = None) -> np.ndarray:
+    """The fast hash of every shingle: uint32 (bits=32) or uint64 (bits=64).
+
+    With prefix sums P[j] = sum_{i<j} (c_i + 1) B^i over the batch's code points, a span's sum
+    is (P[e] - P[s]) B^-s, whatever its position.
+    """
+    backend = resolve_backend(backend)
+    cps = batch.codepoints
+    pw, inv = _base_powers(len(cps) + 1)
+    if backend == "numba":
+        hashed = np.empty(len(batch.starts), dtype=np.uint64)
+        _KERNELS["fast_hash"](cps, batch.starts, batch.ends, pw, inv, hashed)
+    else:
+        prefix = np.zeros(len(cps) + 1, dtype=np.uint64)
+        np.cumsum((cps.astype(np.uint64) + _ONE) * pw[: len(cps)], out=prefix[1:])
+        spans = (prefix[batch.ends] - prefix[batch.starts]) * inv[batch.starts]
+        lengths = (batch.ends - batch.starts).astype(np.uint64)
+        hashed = fmix64(spans + lengths * _LENGTH_MIX)
+    return hashed.astype(np.uint32) if bits == 32 else hashed
+
+
+def hash_sha1(batch: ShingleBatch, bits: int = 32) -> np.ndarray:
+    """datasketch's `sha1_hash32` (bits=32) or `sha1_hash64` (bits=64) of every shingle's
+    UTF-8 bytes: the first 4 or 8 bytes of the SHA-1 digest, little-endian."""
+    sha1 = hashlib.sha1
+    digests = b"".join(
+        sha1(s.encode("utf-8", "surrogatepass")).digest()
+        for doc in range(batch.num_docs)
+        for s in batch.shingle_strings(doc)
+    )
+    head = np.frombuffer(digests, dtype=np.uint8).reshape(-1, 20)[:, : bits // 8]
+    return np.ascontiguousarray(head).view("<u4" if bits == 32 else "<u8").ravel().copy()
+
+
+def hash_shingles(
+    batch: ShingleBatch,
+    hash_kind: HashKind = "fast",
+    bits: int = 32,
+    backend: Backend | None = None,
+) -> np.ndarray:
+    """Hashes of every shingle of the batch (see the module docstring for the two kinds)."""
+    if bits not in (32, 64):
+        raise ValueError(f"bits must be 32 or 64, got {bits}")
+    if hash_kind == "fast":
+        return hash_fast(batch, bits, backend)
+    if hash_kind == "sha1":
+        return hash_sha1(batch, bits)
+    raise ValueError(f"hash_kind must be one of {HASH_KINDS}, got {hash_kind!r}")
+
+
+# --- Numba kernels (the same steps as the NumPy code above, as loops) ---------------------
+
+
+def _scan_kernel(raw, doc_starts, lengths, packed, map_len, flags):  # pragma: no cover
+    """Flag the documents holding a context character; return the mapped length."""
+    total = 0
+    for d in range(doc_starts.shape[0]):
+        for i in range(doc_starts[d], doc_starts[d] + lengths[d]):
+            v = packed[raw[i]]
+            if v & _PACKED_CONTEXT:
+                flags[d] = True
+            total += map_len[raw[i]] if v & _PACKED_MULTI else 1
+    return total
+
+
+def _map_kernel(  # pragma: no cover - numba
+    raw,
+    doc_starts,
+    lengths,
+    keep,
+    packed,
+    word,
+    map_len,
+    map_start,
+    pool,
+    mapped,
+    mapped_starts,
+    mapped_lens,
+):
+    """NFKC + lower per code point; each output is a code point with the word bit set."""
+    pos = 0
+    for d in range(doc_starts.shape[0]):
+        mapped_starts[d] = pos
+        for i in range(doc_starts[d], doc_starts[d] + lengths[d]):
+            c = raw[i]
+            v = packed[c]
+            if keep[d]:  # already normalised by the whole-text functions
+                mapped[pos] = c | (_PACKED_WORD if word[c] else _ZERO32)
+                pos += 1
+            elif v & _PACKED_MULTI:
+                for j in range(map_len[c]):
+                    m = pool[map_start[c] + j]
+                    mapped[pos] = m | (_PACKED_WORD if word[m] else _ZERO32)
+                    pos += 1
+            else:
+                mapped[pos] = v & (_PACKED_CODEPOINT | _PACKED_WORD)
+                pos += 1
+        mapped_lens[d] = pos - mapped_starts[d]
+
+
+def _fold_kernel(  # pragma: no cover - numba
+    mapped,
+    mapped_starts,
+    mapped_lens,
+    canon,
+    word_starts,
+    word_lens,
+    word_docs,
+    text_starts,
+    text_ends,
+):
+    """Words of the mapped texts, joined by one space: the canonical texts."""
+    pos = 0
+    nwords = 0
+    for d in range(mapped_starts.shape[0]):
+        text_starts[d] = pos
+        in_word = False
+        seen = False
+        for i in range(mapped_starts[d], mapped_starts[d] + mapped_lens[d]):
+            v = mapped[i]
+            if v & _PACKED_WORD:
+                if not in_word:
+                    if seen:
+                        canon[pos] = 32
+                        pos += 1
+                    word_starts[nwords] = pos
+                    word_docs[nwords] = d
+                    in_word = True
+                    seen = True
+                canon[pos] = v & _PACKED_CODEPOINT
+                pos += 1
+            elif in_word:
+                word_lens[nwords] = pos - word_starts[nwords]
+                nwords += 1
+                in_word = False
+        if in_word:
+            word_lens[nwords] = pos - word_starts[nwords]
+            nwords += 1
+        text_ends[d] = pos
+    return pos, nwords
+
+
+def _word_spans_kernel(  # pragma: no cover - numba
+    word_starts, word_lens, word_docs, n, starts, ends, docs
+):
+    count = 0
+    first = 0
+    total = word_lens.shape[0]
+    while first < total:
+        stop = first
+        while stop < total and word_docs[stop] == word_docs[first]:
+            stop += 1
+        if stop - first >= n:
+            for w in range(first, stop - n + 1):
+                starts[count] = word_starts[w]
+                ends[count] = word_starts[w + n - 1] + word_lens[w + n - 1]
+                docs[count] = word_docs[w]
+                count += 1
+        else:
+            starts[count] = word_starts[first]
+            ends[count] = word_starts[stop - 1] + word_lens[stop - 1]
+            docs[count] = word_docs[first]
+            count += 1
+        first = stop
+    return count
+
+
+def _char_spans_kernel(text_starts, text_ends, n, starts, ends, docs):  # pragma: no cover
+    count = 0
+    for d in range(text_starts.shape[0]):
+        length = text_ends[d] - text_starts[d]
+        if length >= n:
+            for s in range(text_starts[d], text_ends[d] - n + 1):
+                starts[count] = s
+                ends[count] = s + n
+                docs[count] = d
+                count += 1
+        elif length > 0:
+            starts[count] = text_starts[d]
+            ends[count] = text_ends[d]
+            docs[count] = d
+            count += 1
+    return count
+
+
+def _fast_hash_kernel(cps, starts, ends, pw, inv, out):  # pragma: no cover - numba
+    prefix = np.empty(cps.shape[0] + 1, dtype=np.uint64)
+    acc = np.uint64(0)
+    prefix[0] = acc
+    for i in range(cps.shape[0]):
+        acc += (np.uint64(cps[i]) + _ONE) * pw[i]
+        prefix[i + 1] = acc
+    for j in range(starts.shape[0]):
+        s = starts[j]
+        e = ends[j]
+        h = (prefix[e] - prefix[s]) * inv[s] + np.uint64(e - s) * _LENGTH_MIX
+        h ^= h >> _FMIX64_SHIFT
+        h *= _FMIX64_M1
+        h ^= h >> _FMIX64_SHIFT
+        h *= _FMIX64_M2
+        h ^= h >> _FMIX64_SHIFT
+        out[j] = h
+
+
+if numba is not None:
+    _jit = numba.njit(cache=True, nogil=True)
+    _KERNELS = {
+        "scan": _jit(_scan_kernel),
+        "map": _jit(_map_kernel),
+        "fold": _jit(_fold_kernel),
+        "word_spans": _jit(_word_spans_kernel),
+        "char_spans": _jit(_char_spans_kernel),
+        "fast_hash": _jit(_fast_hash_kernel),
+    }
+else:  # pragma: no cover
+    _KERNELS = {}
