@@ -17,6 +17,13 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "main",
         "WARC files -> URL-deduplicated, math-preserving pool",
     ),
+    "shards": (
+        "pipeline.shards_pipeline",
+        "main",
+        "documents (pool, JSONL/Parquet text, code) -> token shards + manifest",
+    ),
+    "tokenizer": ("tokenizer.cli", "tokenizer_main", "train or inspect a byte-level BPE tokenizer"),
+    "manifest": ("tokenizer.cli", "manifest_main", "verify, show or merge shard manifests"),
     "demo": ("pipeline.demo", "main", "run the whole chain on a generated sample crawl"),
 }
 
