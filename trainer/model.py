@@ -1,0 +1,272 @@
+"""A Llama-style decoder in one file: the model DeepSeek-LLM and DeepSeekMath use.
+
+Pre-norm blocks with RMSNorm, rotary position embeddings, grouped-query attention and a SwiGLU
+MLP; no biases; separate (or, optionally, tied) input embedding and output projection. Shapes
+come from trainer/model_configs.py; weights map one to one onto Hugging Face's
+LlamaForCausalLM (trainer/hf_checkpoint.py).
+
+Rotary convention: "rotate_half", as in Hugging Face's Llama. A head's channels are split into
+a first and a second half and channel i is rotated together with channel i + head_dim / 2 at
+frequency rope_theta ** (-2i / head_dim). Meta's original Llama code rotates interleaved pairs
+(2i, 2i + 1) instead; Hugging Face's conversion script permutes the rows of wq and wk so that
+rotate_half gives the same model, and every HF Llama checkpoint is stored in that permuted
+layout. Using rotate_half here means HF weights load without any permutation.
+
+Document masking: a packed sequence holds several documents (trainer/packing.py), and a token
+must attend only to earlier tokens of its own document. Documents are read from
+`position_ids`, which restart at 0 at every document start:
+
+- on GPU, with flash-attn installed, half-precision activations and `cu_seqlens` given, through
+  `flash_attn_varlen_func` (no mask is materialised);
+- otherwise through `scaled_dot_product_attention` with a block-diagonal causal boolean mask,
+  (batch, 1, T, T), built from position_ids. That costs T^2 bytes per row: fine for CPU tests
+  and short sequences, not for 4K-context training at scale.
+
+Without position_ids the whole row is one causal sequence at positions 0..T-1.
+
+Labels follow the packing convention: already shifted (labels[t] is the target for logits[t]),
+-100 where there is no target; `cross_entropy_loss` does no shifting.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainer.model_configs import ModelConfig
+
+try:  # Optional GPU kernel; the CPU path never needs it.
+    from flash_attn import flash_attn_varlen_func
+except (ImportError, OSError):  # OSError: a wheel built against another CUDA/torch
+    flash_attn_varlen_func = None
+
+IGNORE_INDEX = -100
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * weight, computed in float32 and cast back (as HF's LlamaRMSNorm)."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        x = x.float()
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x.to(dtype)
+
+
+def rotary_cos_sin(
+    position_ids: torch.Tensor, config: ModelConfig, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of every position's rotation angles, (batch, T, head_dim), rotate_half layout.
+
+    Computed from position_ids on every call, in float32 (no cached table: position ids restart
+    per document, and a table cast to bf16 with the model would lose precision).
+    """
+    head_dim = config.head_dim
+    exponents = torch.arange(0, head_dim, 2, device=position_ids.device).float() / head_dim
+    inv_freq = 1.0 / (config.rope_theta**exponents) / config.rope_scaling_factor  # rad / token
+    angles = position_ids.float()[..., None] * inv_freq  # (batch, T, head_dim / 2)
+    angles = torch.cat((angles, angles), dim=-1)  # channels i, i + head_dim / 2: one angle
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    first, second = x.chunk(2, dim=-1)
+    return torch.cat((-second, first), dim=-1)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate x, (batch, T, heads, head_dim), by the angles of cos/sin, (batch, T, head_dim)."""
+    cos, sin = cos[:, :, None, :], sin[:, :, None, :]
+    # Keep x's dtype: under autocast x is bf16 while cos/sin may be float32.
+    return (x * cos + rotate_half(x) * sin).to(x.dtype)
+
+
+def document_causal_mask(position_ids: torch.Tensor) -> torch.Tensor:
+    """Boolean mask (batch, 1, T, T), True where query t may attend to key s.
+
+    s <= t and both in the same document; a document starts wherever position_ids is 0.
+    """
+    doc = torch.cumsum(position_ids == 0, dim=-1)  # document number of every token
+    same_doc = doc[:, :, None] == doc[:, None, :]
+    t = position_ids.shape[-1]
+    causal = torch.ones(t, t, dtype=torch.bool, device=position_ids.device).tril()
+    return (same_doc & causal)[:, None, :, :]
+
+
+class Attention(nn.Module):
+    """Grouped-query self-attention: n_heads query heads share n_kv_heads key/value heads."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.n_heads = config.n_heads
+        self.n_kv_heads = config.n_kv_heads
+        self.head_dim = config.head_dim
+        self.wq = nn.Linear(config.dim, config.n_heads * self.head_dim, bias=False)
+        self.wk = nn.Linear(config.dim, config.n_kv_heads * self.head_dim, bias=False)
+        self.wv = nn.Linear(config.dim, config.n_kv_heads * self.head_dim, bias=False)
+        self.wo = nn.Linear(config.n_heads * self.head_dim, config.dim, bias=False)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        cu_seqlens: torch.Tensor | None,
+        max_seqlen: int | None,
+    ) -> torch.Tensor:
+        batch, t, _ = x.shape
+        q = self.wq(x).view(batch, t, self.n_heads, self.head_dim)
+        k = self.wk(x).view(batch, t, self.n_kv_heads, self.head_dim)
+        v = self.wv(x).view(batch, t, self.n_kv_heads, self.head_dim)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if cu_seqlens is not None:  # varlen flash attention over the flattened batch
+            out = flash_attn_varlen_func(
+                q.reshape(batch * t, self.n_heads, self.head_dim),
+                k.reshape(batch * t, self.n_kv_heads, self.head_dim),
+                v.reshape(batch * t, self.n_kv_heads, self.head_dim),
+                cu_seqlens,
+                cu_seqlens,
+                max_seqlen,
+                max_seqlen,
+                causal=True,
+            )
+        else:
+            out = F.scaled_dot_product_attention(
+                q.transpose(1, 2),
+                k.transpose(1, 2),
+                v.transpose(1, 2),
+                attn_mask=mask,
+                is_causal=mask is None,
+                enable_gqa=self.n_kv_heads != self.n_heads,
+            ).transpose(1, 2)
+        return self.wo(out.reshape(batch, t, self.n_heads * self.head_dim))
+
+
+class FeedForward(nn.Module):
+    """SwiGLU: w2(silu(w1 x) * w3 x) (Shazeer 2020); w1 is HF's gate_proj, w3 up_proj."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.w1 = nn.Linear(config.dim, config.intermediate_size, bias=False)
+        self.w3 = nn.Linear(config.dim, config.intermediate_size, bias=False)
+        self.w2 = nn.Linear(config.intermediate_size, config.dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: x + attention(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.attention_norm = RMSNorm(config.dim, config.norm_eps)
+        self.attention = Attention(config)
+        self.ffn_norm = RMSNorm(config.dim, config.norm_eps)
+        self.feed_forward = FeedForward(config)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        cu_seqlens: torch.Tensor | None,
+        max_seqlen: int | None,
+    ) -> torch.Tensor:
+        x = x + self.attention(self.attention_norm(x), cos, sin, mask, cu_seqlens, max_seqlen)
+        return x + self.feed_forward(self.ffn_norm(x))
+
+
+class Transformer(nn.Module):
+    """The decoder: embedding, n_layers blocks, final RMSNorm, output projection to logits."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.tok_embeddings = nn.Embedding(config.vocab_size, config.dim)
+        self.layers = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.norm = RMSNorm(config.dim, config.norm_eps)
+        self.output = nn.Linear(config.dim, config.vocab_size, bias=False)
+        self.tie_weights()
+        self.reset_parameters()
+
+    def tie_weights(self) -> None:
+        """With tie_embeddings, make the output projection the embedding matrix itself."""
+        if self.config.tie_embeddings:
+            self.output.weight = self.tok_embeddings.weight
+
+    def reset_parameters(self) -> None:
+        """Normal(0, init_std) weights, residual output projections scaled by 1/sqrt(2 layers)."""
+        std = self.config.init_std
+        residual_std = std / math.sqrt(2 * self.config.n_layers)
+        for name, param in self.named_parameters():
+            if name.endswith("norm.weight"):
+                nn.init.ones_(param)
+            elif name.endswith(("attention.wo.weight", "feed_forward.w2.weight")):
+                nn.init.normal_(param, mean=0.0, std=residual_std)
+            else:
+                nn.init.normal_(param, mean=0.0, std=std)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+        cu_seqlens: torch.Tensor | None = None,
+        max_seqlen: int | None = None,
+    ) -> torch.Tensor:
+        """Logits (batch, T, vocab_size) for input_ids (batch, T).
+
+        position_ids (batch, T): position of each token within its document, restarting at 0
+        at every document (packing's convention); they set both the rotary angles and the
+        document mask. cu_seqlens (int32, flattened batch) and max_seqlen are only used by the
+        flash-attn varlen path and must describe the same documents (packing.batch_cu_seqlens).
+        """
+        batch, t = input_ids.shape
+        if t > self.config.max_seq_len:
+            raise ValueError(f"sequence of {t} tokens > max_seq_len {self.config.max_seq_len}")
+        x = self.tok_embeddings(input_ids)
+        mask = None
+        if position_ids is None:
+            position_ids = torch.arange(t, device=input_ids.device).expand(batch, t)
+            cu_seqlens = None  # one causal sequence per row
+        elif not self._use_flash_varlen(x, cu_seqlens, max_seqlen):
+            mask = document_causal_mask(position_ids)
+            cu_seqlens = None
+        cos, sin = rotary_cos_sin(position_ids, self.config, x.dtype)
+        for layer in self.layers:
+            x = layer(x, cos, sin, mask, cu_seqlens, max_seqlen)
+        return self.output(self.norm(x))
+
+    @staticmethod
+    def _use_flash_varlen(
+        x: torch.Tensor, cu_seqlens: torch.Tensor | None, max_seqlen: int | None
+    ) -> bool:
+        """flash-attn is installed, cu_seqlens given, and attention will run in fp16/bf16."""
+        if flash_attn_varlen_func is None or cu_seqlens is None or max_seqlen is None:
+            return False
+        if not x.is_cuda:
+            return False
+        dtype = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else x.dtype
+        return dtype in (torch.float16, torch.bfloat16)
+
+
+def cross_entropy_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy (nats) over positions whose label is not -100.
+
+    labels are already shifted (packing's convention). Computed in float32.
+    """
+    return F.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]),
+        labels.long().reshape(-1),
+        ignore_index=IGNORE_INDEX,
+    )
