@@ -1,13 +1,16 @@
 """Near-duplicate removal with MinHash LSH, as a Beam transform over (doc_id, text).
 
     (doc_id, text)
-      -> BandKeys: signature (pipeline/minhash.py), one ((band, band hash), (doc_id, length))
-         per band; texts without words are kept and never bucketed
-      -> GroupByKey: buckets; a bucket with several documents links its smallest doc_id to each
-         of the others (a star: k - 1 edges, not k (k - 1) / 2 pairs)
+      -> BandKeys: signature (pipeline/minhash.py), one ((band, band hash), Member) per band;
+         texts without words are kept and never bucketed
+      [+ prior: a saved band index of an already deduplicated pool, one Member(prior=True) per
+         band of each of its documents: incremental mode]
+      -> GroupByKey: buckets; a bucket with several documents (at least one of them new) links
+         its smallest doc_id to each of the others (a star: k - 1 edges, not k (k - 1) / 2)
       -> ConnectedComponents (pipeline/connected_components.py): cluster id = smallest doc_id
-      -> per cluster keep one document (`kept_in_cluster`): the longest text (characters),
-         ties to the smallest doc_id; the others are duplicates of it
+      -> per cluster keep one document (`kept_in_cluster`): a prior document if there is one
+         (they are never removed: the old pool is not recomputed), else the longest text
+         (characters), ties to the smallest doc_id; the new others are duplicates of it
       -> kept: every input doc_id that is not a duplicate
 
 The result depends only on the set of (doc_id, text) pairs: not on input order, bundling,
@@ -20,6 +23,8 @@ Outputs (a dict of PCollections):
     duplicates  Duplicate(doc_id, cluster_id, kept_id) for every document removed
     clusters    Cluster(cluster_id, kept_id, size) for every cluster of 2+ documents
     rounds      (round, edges entering it) of the connected-components rounds
+    band_keys   (doc_id, [band key per band]) of every new document with shingles (the saved
+                band index is made of the kept ones)
 
 Shuffles: `bands` records per document with words for the buckets (the bulk), the edges (about
 one per duplicate document) through the component rounds, and one record per document for
@@ -66,6 +71,14 @@ class Duplicate(NamedTuple):
     kept_id: str
 
 
+class Member(NamedTuple):
+    """A document as the buckets see it: id, text length (characters), from a prior pool."""
+
+    doc_id: str
+    length: int
+    prior: bool = False
+
+
 class Cluster(NamedTuple):
     """A cluster of near-duplicates: its id (smallest doc_id), the kept document, its size."""
 
@@ -77,17 +90,23 @@ class Cluster(NamedTuple):
 # --- pure logic ---------------------------------------------------------------------------
 
 
+def _keep_rank(member: Sequence[Any]) -> tuple[bool, int, str]:
+    prior = len(member) > 2 and bool(member[2])
+    return (not prior, -member[1], member[0])
+
+
 def bucket_edges(doc_ids: Iterable[str]) -> list[tuple[str, str]]:
     """Edges of a bucket: its smallest doc_id to each other one (none for a single document)."""
     members = sorted(set(doc_ids))
     return [(members[0], other) for other in members[1:]]
 
 
-def kept_in_cluster(members: Iterable[tuple[str, int]]) -> str:
-    """The doc_id kept from a cluster of (doc_id, text length): the longest text, ties to the
+def kept_in_cluster(members: Iterable[Sequence[Any]]) -> str:
+    """The doc_id kept from a cluster of (doc_id, text length[, prior]): a prior document
+    first (incremental mode never touches the old pool), then the longest text, ties to the
     smallest doc_id. Longest, because copies of a page differ mostly in how much of it an
     extraction kept."""
-    return min(members, key=lambda m: (-m[1], m[0]))[0]
+    return min(members, key=_keep_rank)[0]
 
 
 def near_dedup_in_memory(
@@ -119,7 +138,8 @@ def near_dedup_in_memory(
 
 
 class BandKeys(beam.DoFn):
-    """Batch of (doc_id, text) -> ((band, band hash), (doc_id, text length)) per band."""
+    """Batch of (doc_id, text) -> ((band, band hash), Member) per band; (doc_id, keys) to
+    `band_keys`."""
 
     def __init__(self, config: MinHashConfig) -> None:
         self._config = config
@@ -139,9 +159,11 @@ class BandKeys(beam.DoFn):
             if not has_shingles[row]:
                 self._counter.note("no_shingles")
                 continue
-            value = (doc_id, len(text))
-            for band, key in enumerate(keys[row].tolist()):
+            value = Member(doc_id, len(text), False)
+            row_keys = keys[row].tolist()
+            for band, key in enumerate(row_keys):
                 yield (band, key), value
+            yield pvalue.TaggedOutput("band_keys", (doc_id, row_keys))
 
 
 class BucketEdges(beam.DoFn):
@@ -150,36 +172,43 @@ class BucketEdges(beam.DoFn):
     def setup(self) -> None:
         self._counter = StageCounter(STAGE)
 
-    def process(self, element: tuple[Any, Iterable[tuple[str, int]]]):
+    def process(self, element: tuple[Any, Iterable[Sequence[Any]]]):
         _, values = element
-        members = dict(values)
-        if len(members) < 2:
-            return
+        members = {m[0]: Member(*m) for m in values}
+        if len(members) < 2 or all(m.prior for m in members.values()):
+            return  # nothing to link, or only old documents (settled in an earlier run)
         self._counter.note("buckets_shared")
         edges = bucket_edges(members)
         self._counter.note("edges", len(edges))
         yield from edges
-        for member in members.items():
-            yield pvalue.TaggedOutput("lengths", member)
+        for doc_id, member in members.items():
+            yield pvalue.TaggedOutput("lengths", (doc_id, (member.length, member.prior)))
 
 
 def _cluster_member(element: tuple[str, dict[str, list[Any]]]):
     doc_id, joined = element
-    length = next(iter(joined["length"]))  # every clustered document was in a bucket
+    length, prior = next(iter(joined["length"]))  # every clustered document was in a bucket
     for cluster in joined["cluster"]:
-        yield cluster, (doc_id, length)
+        yield cluster, Member(doc_id, length, prior)
+
+
+def _prior_band_members(entry: tuple[str, int, Sequence[int]]):
+    doc_id, length, keys = entry
+    member = Member(doc_id, int(length), True)
+    for band, key in enumerate(keys):
+        yield (band, int(key)), member
 
 
 class ChooseKept(beam.DoFn):
     """A cluster's members -> Duplicate per removed document, Cluster to `clusters`."""
 
-    def process(self, element: tuple[str, Iterable[tuple[str, int]]]):
+    def process(self, element: tuple[str, Iterable[Member]]):
         cluster_id, members = element
         members = list(members)
         kept = kept_in_cluster(members)
-        for doc_id, _ in members:
-            if doc_id != kept:
-                yield Duplicate(doc_id, cluster_id, kept)
+        for member in members:
+            if member.doc_id != kept and not member.prior:
+                yield Duplicate(member.doc_id, cluster_id, kept)
         yield pvalue.TaggedOutput("clusters", Cluster(cluster_id, kept, len(members)))
 
 
@@ -201,7 +230,9 @@ class KeepUnremoved(beam.DoFn):
 
 
 class NearDedup(beam.PTransform):
-    """(doc_id, text) -> {"kept", "duplicates", "clusters", "rounds"} (module docstring)."""
+    """(doc_id, text) -> {"kept", "duplicates", "clusters", "rounds", "band_keys"} (module
+    docstring). `prior`: an optional PCollection of (doc_id, text length, [band keys]) of an
+    already deduplicated pool (its saved band index, made with the same MinHashConfig)."""
 
     def __init__(
         self,
@@ -209,18 +240,27 @@ class NearDedup(beam.PTransform):
         max_rounds: int = DEFAULT_MAX_ROUNDS,
         on_unconverged: OnUnconverged = "raise",
         batch_size: int = DEFAULT_BATCH_SIZE,
+        prior: beam.PCollection | None = None,
     ) -> None:
         super().__init__()
+        self._prior = prior
         self._config = config if config is not None else MinHashConfig()
         self._max_rounds = max_rounds
         self._on_unconverged = on_unconverged
         self._batch_size = batch_size
 
     def expand(self, docs):
-        bucketed = (
+        banded = (
             docs
             | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self._batch_size)
-            | "BandKeys" >> beam.ParDo(BandKeys(self._config))
+            | "BandKeys" >> beam.ParDo(BandKeys(self._config)).with_outputs("band_keys", main="ok")
+        )
+        bucket_members = banded.ok
+        if self._prior is not None:
+            prior = self._prior | "PriorBandKeys" >> beam.FlatMap(_prior_band_members)
+            bucket_members = (banded.ok, prior) | "WithPrior" >> beam.Flatten()
+        bucketed = (
+            bucket_members
             | "Buckets" >> beam.GroupByKey()
             | "BucketEdges" >> beam.ParDo(BucketEdges()).with_outputs("lengths", main="edges")
         )
@@ -247,4 +287,5 @@ class NearDedup(beam.PTransform):
             "duplicates": chosen.duplicates,
             "clusters": chosen.clusters,
             "rounds": components["rounds"],
+            "band_keys": banded.band_keys,
         }

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pipeline.config_errors import raise_if_problems
+from pipeline.dedup_config import DedupOptions
 
 # Common Crawl's public HTTPS endpoint for paths in a warc.paths.gz listing.
 COMMON_CRAWL_BASE_URL = "https://data.commoncrawl.org/"
@@ -49,6 +50,12 @@ class PoolConfig:
     """With `languages` set, pages whose language score is below this are dropped."""
     url_dedup: bool = True
     """Keep only the newest capture of each normalised URL."""
+    dedup: bool = True
+    """After language id, remove exact and MinHash near-duplicates (DESIGN.md: the paper
+    reduces the crawl by URL dedup and near-dedup before scoring). Off: `mathcorpus dedup`
+    can be run later on the pool."""
+    dedup_options: DedupOptions = field(default_factory=DedupOptions)
+    """How deduplication is done (exact, near, MinHash bands x rows, ...)."""
     num_shards: int = 0
     """Number of Parquet files to write; 0 lets the runner decide."""
     overwrite: bool = False

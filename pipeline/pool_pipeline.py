@@ -38,6 +38,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.config_errors import ConfigError
+from pipeline.dedup_config import add_dedup_arguments, dedup_options_from_args
+from pipeline.dedup_outputs import DEDUP_OWNED_GLOBS, finish_report, write_dedup_outputs
+from pipeline.dedup_transforms import DEDUP_STAGES, Deduplicate
 from pipeline.pool_config import COMMON_CRAWL_BASE_URL, DEFAULT_MAX_RECORD_BYTES, PoolConfig
 from pipeline.pool_schema import POOL_FILE_PREFIX, POOL_FORMAT_VERSION, POOL_SCHEMA
 from pipeline.pool_transforms import DEAD_LETTER, POOL_STAGES, BuildPool, dead_letter_json
@@ -99,6 +102,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-url-dedup", action="store_true")
     parser.add_argument("--num-shards", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true")
+    add_dedup_arguments(parser, in_pool=True)
     return parser
 
 
@@ -118,6 +122,8 @@ def config_from_args(args: argparse.Namespace) -> PoolConfig:
         languages=tuple(args.languages),
         min_language_score=args.min_language_score,
         url_dedup=not args.no_url_dedup,
+        dedup=not args.no_dedup,
+        dedup_options=dedup_options_from_args(args),
         num_shards=args.num_shards,
         overwrite=args.overwrite,
     )
@@ -151,19 +157,23 @@ def pool_run_output(config: PoolConfig) -> RunOutput:
     return RunOutput(
         config.output,
         config.output_fingerprint_fields(),
-        owned_globs=(f"{POOL_FILE_PREFIX}-*.parquet", f"{DEAD_LETTER_DIR}/*"),
+        owned_globs=(*DEDUP_OWNED_GLOBS, f"{DEAD_LETTER_DIR}/*"),
     )
 
 
 def build_pipeline(p: beam.Pipeline, files: list[str], config: PoolConfig, staging: str) -> None:
     built = p | "ListFiles" >> beam.Create(files) | "BuildPool" >> BuildPool(config)
-    _ = built["pages"] | "WritePool" >> beam.io.WriteToParquet(
-        file_path_prefix=FileSystems.join(staging, POOL_FILE_PREFIX),
-        schema=POOL_SCHEMA,
-        codec="zstd",
-        file_name_suffix=".parquet",
-        num_shards=config.num_shards,
-    )
+    if config.dedup:
+        deduplicated = built["pages"] | "Deduplicate" >> Deduplicate(config.dedup_options)
+        write_dedup_outputs(deduplicated, staging, config.dedup_options, config.num_shards)
+    else:
+        _ = built["pages"] | "WritePool" >> beam.io.WriteToParquet(
+            file_path_prefix=FileSystems.join(staging, POOL_FILE_PREFIX),
+            schema=POOL_SCHEMA,
+            codec="zstd",
+            file_name_suffix=".parquet",
+            num_shards=config.num_shards,
+        )
     _ = (
         built[DEAD_LETTER]
         | "DeadLetterJson" >> beam.Map(dead_letter_json)
@@ -173,6 +183,19 @@ def build_pipeline(p: beam.Pipeline, files: list[str], config: PoolConfig, stagi
             file_name_suffix=".jsonl",
         )
     )
+
+
+def pool_stages(config: PoolConfig) -> tuple[str, ...]:
+    """The stages a pool run counts, in order (the last one's `kept` is the pages written)."""
+    if not config.dedup:
+        return POOL_STAGES
+    o = config.dedup_options
+    dedup = [
+        s
+        for s in DEDUP_STAGES[1:]
+        if (s == "exact_dedup" and o.exact) or (s == "near_dedup" and o.near)
+    ]
+    return (*POOL_STAGES, *dedup)
 
 
 def with_default_runner(beam_args: Sequence[str]) -> list[str]:
@@ -201,17 +224,20 @@ def run_pool(config: PoolConfig, beam_args: Sequence[str] = ()) -> dict[str, Any
     result.wait_until_finish()
     elapsed = time.monotonic() - started
     counters = counters_from_beam_result(result)
+    stages = pool_stages(config)
     stats = stats_document(
         counters,
-        POOL_STAGES,
+        stages,
         extra={
             "stage": "pool",
             "format_version": POOL_FORMAT_VERSION,
             "input_files": len(files),
-            "pages_written": counters.get("language.kept", 0),
+            "pages_written": counters.get(f"{stages[-1]}.kept", 0),
             "elapsed_s": round(elapsed, 3),
         },
     )
+    if config.dedup:
+        finish_report(output.staging, config.dedup_options, stats)
     output.commit(config.to_json(), stats)
     return stats
 

@@ -56,14 +56,51 @@ def test_every_record_is_accounted_for(pooled: tuple[Path, dict]) -> None:
     for s in stages.values():
         assert s["in"] == s["kept"] + sum(s["dropped"].values()) + sum(s["dead_lettered"].values())
     # Each stage's kept records are the next stage's input.
-    chain = ["read", "url", "url_dedup", "decode", "extract", "language"]
+    chain = [
+        "read",
+        "url",
+        "url_dedup",
+        "decode",
+        "extract",
+        "language",
+        "exact_dedup",
+        "near_dedup",
+    ]
     for before, after in itertools.pairwise(chain):
         assert stages[before]["kept"] == stages[after]["in"], (before, after)
     rows = read_rows(out)
-    assert len(rows) == stages["language"]["kept"] == stats["pages_written"]
+    assert len(rows) == stages["near_dedup"]["kept"] == stats["pages_written"]
     dead = read_dead_letters(out)
     total_dead = sum(sum(s["dead_lettered"].values()) for s in stages.values())
     assert len(dead) == total_dead
+
+
+def test_pool_is_deduplicated_and_duplicates_are_kept_aside(
+    pooled: tuple[Path, dict], sample: SampleCrawl
+) -> None:
+    out, stats = pooled
+    rows = read_rows(out)
+    duplicates: list[dict] = []
+    for f in sorted((out / "duplicates").glob("*.parquet")):
+        duplicates.extend(pq.read_table(f).to_pylist())
+    # Nothing vanishes: kept + duplicates = pages that left language id.
+    assert len(rows) + len(duplicates) == stats["stages"]["language"]["kept"]
+    kinds = {d["duplicate_kind"] for d in duplicates}
+    assert kinds == {"exact", "near"}, kinds
+    kept_ids = {r["doc_id"] for r in rows}
+    assert all(d["kept_id"] in kept_ids for d in duplicates)
+    # The planted mirrors (mirror-mathqa) and syndicated copies (syndicate-news) each pair
+    # with a page still in the pool; no pair of kept pages has identical normalised text.
+    domains = {d["domain"] for d in duplicates} | {
+        r["domain"] for r in rows if r["doc_id"] in {d["kept_id"] for d in duplicates}
+    }
+    assert {"syndicate-news.example", "reelreview.example"} <= domains
+    assert "mirror-mathqa.example" in domains
+    report = json.loads((out / "dedup_report.json").read_text())
+    assert report["counts"]["clusters"]["near"] >= 1
+    assert report["threshold"] == pytest.approx(0.7191, abs=1e-3)
+    index = pq.read_table(out / "band_index").to_pylist()
+    assert {r["doc_id"] for r in index} == kept_ids
 
 
 def test_sample_crawl_faults_and_drops_are_reported(pooled: tuple[Path, dict]) -> None:

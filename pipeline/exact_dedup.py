@@ -1,0 +1,66 @@
+"""Exact deduplication on a hash of the normalised text (pure logic, no Beam).
+
+Two pages are exact duplicates when their texts are equal after `normalize_for_exact`: Unicode
+NFKC, case folded, every run of whitespace one space, no leading or trailing space. That catches
+mirrors and syndicated copies that differ only in spacing, case or compatibility characters
+(full-width digits, ligatures) before MinHash has to compare them; anything else is left to the
+near-duplicate stage.
+
+The hash is blake2b with a 128-bit digest (32 hex characters): at 3 billion pages the chance
+that two different texts share a hash is about 1e-20.
+
+Which copy is kept: the same rule as near-dedup (`pipeline/near_dedup.kept_in_cluster`): a page
+of a prior, already deduplicated pool first (incremental mode), then the longest raw text
+(characters), ties to the smallest doc_id. The group's cluster id is its smallest doc_id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+_SPACE_RUN = re.compile(r"\s+")
+
+
+def normalize_for_exact(text: str) -> str:
+    """NFKC, case folded, whitespace runs collapsed to one space, stripped."""
+    return _SPACE_RUN.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+
+
+def text_hash(text: str) -> str:
+    """blake2b-128 (hex) of the UTF-8 normalised text."""
+    data = normalize_for_exact(text).encode("utf-8")
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+class ExactMember(NamedTuple):
+    """One page of an exact-duplicate group: id, raw text length (characters), from a prior
+    pool."""
+
+    doc_id: str
+    length: int
+    prior: bool = False
+
+
+class ExactDecision(NamedTuple):
+    """What happens to a group of pages with one text hash."""
+
+    cluster_id: str
+    """Smallest doc_id of the group (prior pages included)."""
+    kept_id: str
+    """The page kept for the group (may be a prior page, which is not in this run's output)."""
+    removed: tuple[str, ...]
+    """The new pages removed as exact duplicates of `kept_id`, sorted."""
+
+
+def decide_exact_group(members: Iterable[Sequence[object]]) -> ExactDecision:
+    """The kept page and the removed ones of a group sharing a text hash."""
+    group = [ExactMember(*m) for m in members]
+    if not group:
+        raise ValueError("decide_exact_group() needs at least one member")
+    kept = min(group, key=lambda m: (not m.prior, -m.length, m.doc_id))
+    removed = sorted(m.doc_id for m in group if m.doc_id != kept.doc_id and not m.prior)
+    return ExactDecision(min(m.doc_id for m in group), kept.doc_id, tuple(removed))
