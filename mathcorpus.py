@@ -17,6 +17,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "main",
         "WARC files -> URL-deduplicated, math-preserving pool",
     ),
+    "dedup": (
+        "pipeline.dedup_pipeline",
+        "main",
+        "exact + MinHash near-dedup of a pool (also incremental against saved pools)",
+    ),
     "shards": (
         "pipeline.shards_pipeline",
         "main",
