@@ -107,11 +107,17 @@ def stats_document(
     counters: Mapping[str, int], stage_order: Iterable[str], extra: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """The `stats.json` document: stages in order, the funnel, and whether every stage balances."""
+    stage_order = tuple(stage_order)
     stages = stage_stats_from_counters(counters, stage_order)
     doc: dict[str, Any] = {
         "schema_version": STATS_SCHEMA_VERSION,
         "stages": {name: stats.to_json() for name, stats in stages.items()},
-        "funnel": [{"stage": name, "in": s.entered, "kept": s.kept} for name, s in stages.items()],
+        # The funnel follows the pipeline's stages; helper counters (notes only, such as the
+        # connected-components rounds) stay in `stages` but are not a step of the funnel.
+        "funnel": [
+            {"stage": name, "in": stages[name].entered, "kept": stages[name].kept}
+            for name in stage_order
+        ],
         "all_balanced": all(s.balanced for s in stages.values()),
     }
     if extra:
