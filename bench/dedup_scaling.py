@@ -189,7 +189,8 @@ def main() -> int:
         print(
             f"{r['docs']:>9,} docs: dedup s/doc x{dedup_cost:.2f}, "
             f"signature s/doc x{signature_cost:.2f}, "
-            f"peak MiB x{r['peak_mib'] / base['peak_mib']:.2f} for x{r['docs'] // base['docs']} docs"
+            f"peak MiB x{r['peak_mib'] / base['peak_mib']:.2f} "
+            f"for x{r['docs'] // base['docs']} docs"
         )
     if base["datasketch_bulk_docs_per_s"]:
         ratio = base["signature_docs_per_s"] / base["datasketch_bulk_docs_per_s"]
