@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.mathcorpus-installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format bench clean chromium
 
 install: $(STAMP)
 
@@ -24,7 +24,19 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(VENV)/bin/mathcorpus demo --workdir $(DEMO_DIR)
 
-test: $(STAMP)
+# The report test renders report.html in headless Chromium (Debian's `chromium` package).
+# Installed here when missing and we may (root with apt-get); otherwise that test is skipped
+# with its reason.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      echo "installing chromium for the report test (apt-get)"; \
+	      apt-get install -y -q chromium >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } || \
+	      echo "chromium could not be installed: the report rendering test will be skipped"; \
+	    else echo "chromium not installed: the report rendering test will be skipped"; fi; }
+
+test: $(STAMP) chromium
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q

@@ -1,0 +1,182 @@
+"""Cost model: core-hours, price and dedup shuffle volume for one Common Crawl snapshot.
+
+    .venv/bin/python deploy/cost_model.py          # prints the tables of deploy/README.md
+
+Every input is a named constant below, marked MEASURED (on this project's 2-core machines, with
+the command that measured it) or ASSUMED (with the reason). deploy/README.md embeds this
+script's output verbatim and tests/deploy/test_deploy_configs.py fails if the two differ, so
+change a figure here and paste the new tables into the README.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+# --- MEASURED: pages (or docs, tokens) per second per core, single process ------------------
+# bench/pool_throughput.py on 531 real pages (../shared/data/html): the default path
+# (warcio read, decode, URL normalisation, resiliparse + math extraction, lid.176) as plain
+# functions, and the whole pool pipeline on Beam's FnApiRunner (adds URL dedup's shuffle, the
+# pool's own dedup step and the Parquet write). The machine was shared with other jobs, so the
+# Beam figure is a pessimistic planning figure.
+POOL_FUNCTIONS_PAGES_S = 410
+POOL_BEAM_PAGES_S = 183
+# bench/minhash_throughput.py: 5-gram word shingles + 112-permutation MinHash (Numba).
+MINHASH_DOCS_S = 7_900
+# fastText predict, dim 256, word 3-grams, ~600-word documents (DESIGN.md).
+FASTTEXT_DOCS_S = 3_000
+# bench/shards_throughput.py: BPE encode + Parquet shard write.
+SHARDS_TOKENS_S = 657_000
+
+# --- ASSUMED ------------------------------------------------------------------------------
+SNAPSHOT_PAGES = 3.0e9
+"""HTML pages in one Common Crawl snapshot (the issue's figure)."""
+POOL_KEEP_FRACTION = 0.5
+"""Pages left after the pool's filters with --languages en zh (the paper's choice): English is
+a bit under half of Common Crawl and Chinese a few percent (Common Crawl's language statistics);
+extraction and length filters remove little more."""
+DEDUP_KEEP_FRACTION = 0.7
+"""Pages left after exact + MinHash near-dedup within one snapshot (web-scale dedup reports
+remove a quarter to a half of a single crawl)."""
+MINING_ITERATIONS = 4
+"""fastText scores the whole pool once per iteration (paper section 2.1: four iterations)."""
+COLLECTED_FRACTION = 35.5e6 / 40e9
+"""Share of the pool the paper finally collected: 35.5M pages out of a 40B-page pool (2.1)."""
+TOKENS_PER_PAGE = 120e9 / 35.5e6
+"""Tokens per collected page: 120B tokens over 35.5M pages (paper section 2.1)."""
+DECONTAM_DOCS_S = MINHASH_DOCS_S
+"""10-gram hashing and set look-ups per document: the same order of work as shingling for
+MinHash, so the MinHash rate is used (not measured separately)."""
+LSH_BANDS = 14
+"""Bands per document (pipeline/minhash.py default: 14 bands x 8 rows)."""
+
+# Prices in USD, list prices of us-central1 as we last saw them; check the pricing pages
+# (cloud.google.com/dataflow/pricing, cloud.google.com/compute/vm-instance-pricing).
+DATAFLOW_VCPU_HOUR = 0.056
+DATAFLOW_GB_HOUR = 0.003557
+DATAFLOW_SHUFFLE_GB = 0.011
+GCE_N2_VCPU_HOUR = 0.0486  # n2-standard-16 on demand, memory included, per vCPU
+GCE_N2_SPOT_VCPU_HOUR = 0.0117  # the same as a Spot VM
+# One measured core = one vCPU (a hyperthread): ASSUMED; a hyperthread may deliver less.
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    work: float
+    """Units of work (pages, docs or tokens)."""
+    unit: str
+    rate_per_core_s: float
+    rate_source: str
+    machine: str
+    gb_per_vcpu: float
+
+    @property
+    def core_hours(self) -> float:
+        return self.work / self.rate_per_core_s / 3600.0
+
+    def dataflow_usd(self) -> float:
+        per_vcpu_hour = DATAFLOW_VCPU_HOUR + self.gb_per_vcpu * DATAFLOW_GB_HOUR
+        return self.core_hours * per_vcpu_hour
+
+
+def band_record_bytes() -> int:
+    """MEASURED: bytes of one shuffled LSH band record ((band, band hash), Member) as Beam's
+    FastPrimitivesCoder encodes it (the coder the near-dedup GroupByKey uses)."""
+    from apache_beam.coders import coders
+
+    from pipeline.near_dedup import Member
+
+    coder = coders.FastPrimitivesCoder()
+    key = (LSH_BANDS - 1, 0x5DEECE66D1234567)  # a 63-bit band hash
+    member = Member("0123456789abcdef", 4096, False)  # 16-hex doc_id, text length
+    return len(coder.encode(key)) + len(coder.encode(member))
+
+
+def stages() -> list[Stage]:
+    pool = SNAPSHOT_PAGES * POOL_KEEP_FRACTION
+    deduped = pool * DEDUP_KEEP_FRACTION
+    collected = deduped * COLLECTED_FRACTION
+    return [
+        Stage("pool", SNAPSHOT_PAGES, "pages", POOL_BEAM_PAGES_S, "measured", "n2-highcpu-16", 1),
+        Stage("dedup", pool, "pages", MINHASH_DOCS_S, "measured", "n2-standard-16", 4),
+        Stage(
+            "mine",
+            deduped * MINING_ITERATIONS,
+            "page scorings",
+            FASTTEXT_DOCS_S,
+            "measured",
+            "n2-highmem-16",
+            8,
+        ),
+        Stage("decontaminate", collected, "pages", DECONTAM_DOCS_S, "assumed", "n2-standard-8", 4),
+        Stage(
+            "shards",
+            collected * TOKENS_PER_PAGE,
+            "tokens",
+            SHARDS_TOKENS_S,
+            "measured",
+            "n2-standard-8",
+            4,
+        ),
+    ]
+
+
+def _num(x: float) -> str:
+    if x >= 1e9:
+        return f"{x / 1e9:.2f}B"
+    if x >= 1e6:
+        return f"{x / 1e6:.1f}M"
+    return f"{x:,.0f}"
+
+
+def _amount(x: float) -> str:
+    """Whole numbers, with one decimal below 10 so that small stages do not read as zero."""
+    return f"{x:,.1f}" if x < 10 else f"{x:,.0f}"
+
+
+def render_markdown() -> str:
+    rows = stages()
+    lines = [
+        "| stage | work | rate / core / s | core-hours | Dataflow USD | GCE on-demand USD "
+        "| GCE Spot USD | worker shape |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    totals = [0.0, 0.0, 0.0, 0.0]
+    for s in rows:
+        ondemand = s.core_hours * GCE_N2_VCPU_HOUR
+        spot = s.core_hours * GCE_N2_SPOT_VCPU_HOUR
+        dataflow = s.dataflow_usd()
+        for i, v in enumerate((s.core_hours, dataflow, ondemand, spot)):
+            totals[i] += v
+        lines.append(
+            f"| {s.name} | {_num(s.work)} {s.unit} | {s.rate_per_core_s:,.0f} ({s.rate_source}) "
+            f"| {_amount(s.core_hours)} | {_amount(dataflow)} | {_amount(ondemand)} "
+            f"| {_amount(spot)} "
+            f"| {s.machine} |"
+        )
+    lines.append(
+        f"| **total** | | | **{totals[0]:,.0f}** | **{totals[1]:,.0f}** | **{totals[2]:,.0f}** "
+        f"| **{totals[3]:,.0f}** | |"
+    )
+    pool_pages = SNAPSHOT_PAGES * POOL_KEEP_FRACTION
+    record = band_record_bytes()
+    band_bytes = pool_pages * LSH_BANDS * record
+    functions_hours = SNAPSHOT_PAGES / POOL_FUNCTIONS_PAGES_S / 3600.0
+    lines += [
+        "",
+        f"- pool without Beam overhead (plain functions, {POOL_FUNCTIONS_PAGES_S} pages/s/core, "
+        f"measured): {functions_hours:,.0f} core-hours; the table uses the Beam figure "
+        f"({POOL_BEAM_PAGES_S} pages/s/core).",
+        f"- dedup shuffle: {LSH_BANDS} band records per page x {record} bytes per record "
+        f"(measured with Beam's coder) x {_num(pool_pages)} pool pages = "
+        f"**{band_bytes / 1e12:.2f} TB** through the buckets' GroupByKey (about "
+        f"${band_bytes / 1e9 * DATAFLOW_SHUFFLE_GB:,.0f} of Dataflow Shuffle at "
+        f"${DATAFLOW_SHUFFLE_GB}/GB); edges and the kept-id join add about one small record "
+        "per page.",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render_markdown() + "\n")
