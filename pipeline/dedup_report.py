@@ -73,6 +73,17 @@ def _histogram(values: Iterable[float]) -> list[dict[str, Any]]:
     ]
 
 
+def _active_rounds(rounds: Iterable[tuple[int, int]]) -> list[dict[str, int]]:
+    """The rounds that had work, and the first one with none (where the components settled);
+    the Beam graph always holds max_rounds rounds, the later ones pass nothing."""
+    out: list[dict[str, int]] = []
+    for r, edges in sorted(rounds):
+        out.append({"round": r, "edges": edges})
+        if edges == 0:
+            break
+    return out
+
+
 def build_report(
     size_counts: Iterable[tuple[str, int, int]],
     pairs: Iterable[Mapping[str, Any]],
@@ -110,7 +121,7 @@ def build_report(
             kind: [{"size": size, "clusters": n} for size, n in sorted(h.items())]
             for kind, h in histogram.items()
         },
-        "components_rounds": [{"round": r, "edges": e} for r, e in sorted(rounds)],
+        "components_rounds": _active_rounds(rounds),
         "pair_sample": {
             "rate": sample_rate,
             "pairs": len(pairs),
