@@ -29,6 +29,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "tokenizer": ("tokenizer.cli", "tokenizer_main", "train or inspect a byte-level BPE tokenizer"),
     "manifest": ("tokenizer.cli", "manifest_main", "verify, show or merge shard manifests"),
+    "train": (
+        "trainer.cli",
+        "train_main",
+        "train on manifest shards (code/math mixture, forgetting curve)",
+    ),
     "report": ("pipeline.run_report", "main", "write report.html for a run folder"),
     "demo": ("pipeline.demo", "main", "run the whole chain on a generated sample crawl"),
 }

@@ -1,0 +1,140 @@
+"""Shards and manifests for the trainer tests, written with the tokenizer package's writers
+(no Beam): random-token runs for the data mechanics, and real text (stdlib code, GSM8K math
+from ../shared/data) tokenized with a tiny BPE tokenizer for the training tests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from tests.conftest import require_shared
+from tests.tokenizer.tiny_tokenizer import STDLIB
+from tokenizer.loading import SpecialToken, TokenizerInfo, tokenizer_info
+from tokenizer.manifest import ShardEntry, build_manifest, write_manifest
+from tokenizer.shard_format import ShardMeta, TokenizedDoc, shard_file_name, write_shard
+
+
+def random_info(vocab: int = 1000, fingerprint: str = "ab" * 32) -> TokenizerInfo:
+    return TokenizerInfo(
+        fingerprint=fingerprint,
+        vocab_size=vocab,
+        token_dtype="uint16",
+        special_tokens={
+            "bos": SpecialToken("<|bos|>", 0),
+            "eos": SpecialToken("<|eos|>", 1),
+            "pad": SpecialToken("<|pad|>", 2),
+        },
+    )
+
+
+def write_run(
+    folder: Path,
+    info: TokenizerInfo,
+    source: str,
+    domain: str,
+    docs: Sequence[TokenizedDoc],
+    num_shards: int,
+    row_group_tokens: int = 4096,
+) -> Path:
+    """Shards (document -> shard by blake2b-64(doc_id) mod N, as `mathcorpus shards` does)
+    and manifest.json in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = ShardMeta(source, domain, info.fingerprint, info.vocab_size, info.token_dtype)
+    groups: list[list[TokenizedDoc]] = [[] for _ in range(num_shards)]
+    for doc in docs:
+        digest = hashlib.blake2b(doc.doc_id.encode(), digest_size=8).digest()
+        groups[int.from_bytes(digest, "big") % num_shards].append(doc)
+    entries = []
+    for index, group in enumerate(groups):
+        name = shard_file_name(index, num_shards)
+        with (folder / name).open("wb") as fh:
+            stats = write_shard(fh, group, meta, row_group_tokens=row_group_tokens)
+        entries.append(
+            ShardEntry(name, stats.rows, stats.tokens, stats.bytes, stats.sha256, source, domain)
+        )
+    write_manifest(build_manifest(info, entries, str(folder)), str(folder))
+    return folder
+
+
+def random_run(
+    folder: Path,
+    source: str,
+    domain: str,
+    n_docs: int,
+    num_shards: int,
+    seed: int,
+    info: TokenizerInfo | None = None,
+    max_len: int = 300,
+) -> Path:
+    """A run of random documents (lengths 1..max_len, ids 3..vocab-1)."""
+    info = info or random_info()
+    rng = np.random.default_rng(seed)
+    docs = [
+        TokenizedDoc(
+            f"{source}-{i:05d}",
+            rng.integers(3, info.vocab_size, size=int(rng.integers(1, max_len + 1))).astype(
+                np.uint16
+            ),
+        )
+        for i in range(n_docs)
+    ]
+    return write_run(folder, info, source, domain, docs, num_shards, row_group_tokens=2048)
+
+
+def code_texts(max_files: int = 400) -> list[tuple[str, str]]:
+    """(path, text) of real Python files of the standard library (sorted, the first ones)."""
+    files = sorted(p for p in STDLIB.glob("*.py"))[:max_files]
+    out = []
+    for path in files:
+        try:
+            out.append((path.name, path.read_text(encoding="utf-8")))
+        except UnicodeDecodeError:
+            continue
+    return out
+
+
+def math_texts(max_docs: int = 2000) -> list[tuple[str, str]]:
+    """(id, question + answer) of GSM8K test problems (real grade-school math text)."""
+    path = require_shared("benchmarks", "gsm8k", "test.jsonl")
+    out = []
+    with path.open(encoding="utf-8") as fh:
+        for i, line in enumerate(fh):
+            if i >= max_docs:
+                break
+            row = json.loads(line)
+            out.append((f"gsm8k-{i:05d}", f"{row['question']}\n{row['answer']}"))
+    return out
+
+
+def tokenized(
+    tokenizer: Tokenizer, texts: Sequence[tuple[str, str]], max_tokens: int | None = None
+) -> list[TokenizedDoc]:
+    encodings = tokenizer.encode_batch([t for _, t in texts], add_special_tokens=False)
+    docs = []
+    for (name, _), enc in zip(texts, encodings, strict=True):
+        ids = np.asarray(enc.ids[:max_tokens], dtype=np.uint16)
+        docs.append(TokenizedDoc(hashlib.blake2b(name.encode(), digest_size=8).hexdigest(), ids))
+    return docs
+
+
+def real_runs(
+    root: Path,
+    tokenizer: Tokenizer,
+    num_shards: int = 2,
+    code_files: int = 120,
+    math_docs: int = 1200,
+    max_doc_tokens: int = 2000,
+) -> dict[str, Path]:
+    """A math run (GSM8K) and a code run (stdlib), `num_shards` shards each."""
+    info = tokenizer_info(tokenizer)
+    code = tokenized(tokenizer, code_texts(code_files), max_doc_tokens)
+    math = tokenized(tokenizer, math_texts(math_docs), max_doc_tokens)
+    return {
+        "code": write_run(root / "code", info, "stdlib", "code", code, num_shards),
+        "math": write_run(root / "math", info, "gsm8k", "math", math, num_shards),
+    }

@@ -1,0 +1,154 @@
+"""Experiments: several training runs from one file, and their comparison.
+
+An experiment file (TOML) has `[experiment]` (`name`, `runs`: the run names in order),
+`[base]` (a train config document shared by every run) and `[runs.<name>]` (what each run
+changes, merged into the base table by table). `run_experiment` trains every run into
+`<output_dir>/<name>/` and writes `<output_dir>/comparison.json`.
+
+For DeepSeekMath sec. 5.1.1 (trainer/experiments/section_5_1_1.toml) the comparison is the
+held-out code loss before and after math training: for the two-stage run at the evaluation
+made when its math stage starts and at the end; for the one-stage run at its evaluation
+nearest that step and at the end. Forgetting shows as the two-stage code loss rising over its
+math stage while the one-stage code loss keeps falling.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from trainer.evaluation import EVAL_CSV, read_eval_rows
+from trainer.train_config import (
+    TrainConfigError,
+    apply_overrides,
+    config_from_dict,
+    read_config_document,
+)
+
+SECTION_5_1_1 = Path(__file__).parent / "experiments" / "section_5_1_1.toml"
+COMPARISON_FILE = "comparison.json"
+
+
+def _merge(base: Mapping[str, Any], change: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in change.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def experiment_documents(
+    path: str | Path,
+    output_dir: str | Path,
+    manifests: Sequence[str] = (),
+    overrides: Sequence[str] = (),
+) -> tuple[str, dict[str, dict[str, Any]]]:
+    """(experiment name, run name -> train config document), output dirs and data filled in."""
+    doc = read_config_document(path)
+    meta = doc.get("experiment", {})
+    names = list(meta.get("runs", []))
+    runs = doc.get("runs", {})
+    problems = [f"[runs.{n}] is missing" for n in names if n not in runs]
+    if not names:
+        problems.append("[experiment] runs lists no run")
+    if problems:
+        raise TrainConfigError(problems)
+    out = {}
+    for name in names:
+        run = _merge(doc.get("base", {}), runs[name])
+        run["output_dir"] = str(Path(output_dir) / name)
+        if manifests:
+            run.setdefault("data", {})["manifests"] = list(manifests)
+        out[name] = apply_overrides(run, overrides)
+    return str(meta.get("name", Path(path).stem)), out
+
+
+def _losses_at(rows: list[dict[str, Any]], step: int) -> dict[str, float]:
+    return {str(r["domain"]): float(r["loss"]) for r in rows if r["step"] == step}
+
+
+def _nearest_step(rows: list[dict[str, Any]], step: int) -> int:
+    return min({int(r["step"]) for r in rows}, key=lambda s: (abs(s - step), s))
+
+
+def compare_forgetting(run_dirs: Mapping[str, Path]) -> dict[str, Any]:
+    """Code (and math) loss before and after the math stage, per run (sec. 5.1.1)."""
+    rows = {name: read_eval_rows(folder / EVAL_CSV) for name, folder in run_dirs.items()}
+    change_step = None
+    for r_prev, r_next in zip(
+        rows.get("two_stage", []), rows.get("two_stage", [])[1:], strict=False
+    ):
+        if r_next["stage"] != r_prev["stage"]:
+            change_step = int(r_prev["step"])
+            break
+    runs: dict[str, Any] = {}
+    for name, mine in rows.items():
+        first, last = min(r["step"] for r in mine), max(r["step"] for r in mine)
+        before = _nearest_step(mine, change_step) if change_step is not None else first
+        runs[name] = {
+            "start": {"step": first, **_losses_at(mine, first)},
+            "before_math": {"step": before, **_losses_at(mine, before)},
+            "end": {"step": last, **_losses_at(mine, last)},
+        }
+        if "code" in runs[name]["end"]:
+            runs[name]["code_loss_change_after_math"] = round(
+                runs[name]["end"]["code"] - runs[name]["before_math"]["code"], 6
+            )
+    summary: dict[str, Any] = {"math_stage_starts_at_step": change_step, "runs": runs}
+    if {"two_stage", "one_stage"} <= set(runs) and "code" in runs["two_stage"]["end"]:
+        two, one = runs["two_stage"], runs["one_stage"]
+        summary["two_stage_forgets_code"] = two["code_loss_change_after_math"] > 0
+        summary["one_stage_final_code_loss_lower"] = one["end"]["code"] < two["end"]["code"]
+        summary["final_code_loss_gap"] = round(two["end"]["code"] - one["end"]["code"], 6)
+    return summary
+
+
+def run_experiment(
+    path: str | Path,
+    output_dir: str | Path,
+    manifests: Sequence[str] = (),
+    overrides: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Train every run of the experiment file, then write and return comparison.json."""
+    from trainer.training_loop import train
+
+    name, documents = experiment_documents(path, output_dir, manifests, overrides)
+    configs = {run: config_from_dict(doc) for run, doc in documents.items()}  # check all first
+    timings = {}
+    for run, config in configs.items():
+        started = time.perf_counter()
+        train(config)
+        timings[run] = round(time.perf_counter() - started, 2)
+    comparison = {
+        "experiment": name,
+        **compare_forgetting({run: Path(c.output_dir) for run, c in configs.items()}),
+        "train_seconds": timings,
+    }
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / (COMPARISON_FILE + ".tmp")
+    tmp.write_text(json.dumps(comparison, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(out / COMPARISON_FILE)
+    return comparison
+
+
+def run_demo_training(
+    math_manifest: str | Path,
+    code_manifest: str | Path,
+    output_dir: str | Path,
+    overrides: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The demo's training: sec. 5.1.1 two-stage vs one-stage on the demo's shards.
+
+    Each manifest needs at least two shards per source (the last shard of each source is held
+    out for the evaluation); `overrides` change the experiment (`train.steps=24`, ...).
+    Returns the comparison (also in <output_dir>/comparison.json).
+    """
+    return run_experiment(
+        SECTION_5_1_1, output_dir, [str(math_manifest), str(code_manifest)], overrides
+    )

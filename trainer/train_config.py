@@ -1,0 +1,659 @@
+"""The training run's configuration: typed frozen dataclasses, read from TOML, YAML or JSON.
+
+    seed = 0
+    output_dir = "runs/train/one-stage"
+    [data]
+    manifests = ["runs/shards/math", "runs/shards/code"]
+    [mixture]                       # one stage: weights per source or per domain
+    weights = { math = 150, code = 400 }
+    [packing]
+    algorithm = "best_fit"
+    seq_len = 4096
+    [train]
+    steps = 1000
+    batch_tokens = 4_194_304
+
+A two-stage run replaces `[mixture] weights` by stages, each with its token budget:
+
+    [[mixture.stages]]
+    tokens = 400_000_000_000
+    weights = { code = 1 }
+    [[mixture.stages]]
+    tokens = 150_000_000_000
+    weights = { math = 1 }
+
+Command-line overrides `key.sub=value` (`train.steps=20`, `mixture.weights.math=0.56`) are
+applied to the loaded document before it is checked; a value is read as a TOML value (numbers,
+booleans, `[...]` lists, quoted strings) and, when it is not one, as a plain string.
+
+Every section lists its problems; `TrainConfig.__post_init__` gathers the problems of all the
+sections (prefixed with the section's name) and of the cross-section checks and raises one
+`TrainConfigError`. A section built on its own is checked when it becomes part of a
+TrainConfig. Unknown keys and values of the wrong type are problems too, reported in the same
+error. The resolved config is written as `train_config.json` next to the checkpoints.
+
+Defaults are DeepSeekMath's (Shao et al. 2024, sec. 2.3): AdamW (0.9, 0.95), weight decay 0.1,
+the multi-step schedule (2,000 warm-up steps; 31.6% of the peak after 80%, 10% after 90%), peak
+learning rate 5.3e-4 and 4K context of the 1.3B runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+CONFIG_FILE = "train_config.json"
+DOMAIN_NAMES = ("math", "code", "text")
+
+
+class TrainConfigError(ValueError):
+    """A training config is invalid; the message lists every problem."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        listing = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"invalid train config ({len(self.problems)} problem(s)):\n{listing}")
+
+
+def _positive(problems: list[str], obj: Any, *names: str) -> None:
+    for name in names:
+        if getattr(obj, name) < 1:
+            problems.append(f"{name} must be >= 1, got {getattr(obj, name)}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the training tokens come from."""
+
+    manifests: tuple[str, ...] = ()
+    """Manifests (a folder with manifest.json, or the .json file; local, gs://, s3://). Several
+    are read as one; their tokenizer fingerprints must be equal."""
+    add_bos: bool = False
+    """Put the tokenizer's bos token before every document (the manifest must name one)."""
+    add_eos: bool = True
+    """Put the tokenizer's eos token after every document, so the model learns where documents
+    end (the manifest must name one)."""
+
+    def problems(self) -> list[str]:
+        return [] if self.manifests else ["manifests is empty: name at least one manifest"]
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One stage of the mixture: weights, and how many tokens it lasts."""
+
+    weights: dict[str, float] = field(default_factory=dict)
+    """Source or domain name -> relative weight (any positive scale: 0.56 or 56 or 400)."""
+    tokens: int = 0
+    """Document tokens drawn in this stage over all ranks (bos/eos included); 0: no end (only
+    the last stage may have no end; training then stops at train.steps)."""
+
+    def problems(self) -> list[str]:
+        problems = []
+        if not self.weights:
+            problems.append("weights is empty")
+        for name, weight in self.weights.items():
+            if not weight > 0:
+                problems.append(f"weights.{name} must be > 0, got {weight}")
+        if self.tokens < 0:
+            problems.append(f"tokens must be >= 0, got {self.tokens}")
+        return problems
+
+
+@dataclass(frozen=True)
+class MixtureConfig:
+    """One-stage weights or a schedule of stages (give exactly one of the two)."""
+
+    weights: dict[str, float] = field(default_factory=dict)
+    """One stage for the whole run: source or domain name -> weight. Shares of the drawn
+    document tokens follow the weights (DeepSeekMath sec. 2.3: 56 math corpus, 4
+    AlgebraicStack, 10 arXiv, 20 GitHub code, 10 natural language)."""
+    stages: tuple[StageConfig, ...] = ()
+    """Stages run in order, each for its `tokens` (DeepSeekMath sec. 5.1.1 two-stage: code,
+    then math)."""
+
+    def resolved_stages(self) -> tuple[StageConfig, ...]:
+        return self.stages or (StageConfig(weights=dict(self.weights), tokens=0),)
+
+    def problems(self) -> list[str]:
+        if bool(self.weights) == bool(self.stages):
+            return ["give either weights (one stage) or stages, not both and not neither"]
+        problems = []
+        for i, stage in enumerate(self.resolved_stages()):
+            label = f"stages[{i}]." if self.stages else ""
+            problems += [f"{label}{p}" for p in stage.problems()]
+            if self.stages and stage.tokens == 0 and i < len(self.stages) - 1:
+                problems.append(f"stages[{i}].tokens is 0 (no end) but stages follow it")
+        return problems
+
+
+@dataclass(frozen=True)
+class PackingConfig:
+    """How documents become fixed-length sequences (trainer/packing.py)."""
+
+    algorithm: Literal["best_fit", "concat"] = "best_fit"
+    """`best_fit`: best-fit decreasing (Ding et al. 2024), documents cut only when longer than
+    seq_len; `concat`: concatenate and cut every seq_len tokens."""
+    seq_len: int = 4096
+    """Tokens per sequence (DeepSeekMath sec. 2.3: 4K context for the 1.3B runs)."""
+    buffer_sequences: int = 64
+    """Documents are packed a buffer at a time; a buffer holds at least this many sequences'
+    worth of tokens (more: fewer half-empty sequences, more memory)."""
+    shuffle: bool = True
+    """Shuffle the sequences of a buffer (seeded): best-fit emits the longest chunks first."""
+
+    def problems(self) -> list[str]:
+        problems: list[str] = []
+        _positive(problems, self, "seq_len", "buffer_sequences")
+        if self.algorithm not in ("best_fit", "concat"):
+            problems.append(f"algorithm must be 'best_fit' or 'concat', got {self.algorithm!r}")
+        return problems
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """The model's shape: a named config (trainer/model_configs.py) with optional changes."""
+
+    name: str = "tiny"
+    """`tiny`, `small`, `deepseek-llm-1.3b`, `deepseek-coder-1.3b`, `deepseek-llm-7b`, ..."""
+    vocab_size: int | None = None
+    """Rows of the embedding; default: the tokenizer's vocabulary size (from the manifest)."""
+    dim: int | None = None
+    """Residual width."""
+    n_layers: int | None = None
+    """Blocks."""
+    n_heads: int | None = None
+    """Query heads."""
+    n_kv_heads: int | None = None
+    """Key/value heads (fewer than n_heads: grouped-query attention)."""
+    intermediate_size: int | None = None
+    """SwiGLU hidden width."""
+    rope_theta: float | None = None
+    """Rotary base."""
+    tie_embeddings: bool | None = None
+    """Share the embedding and output matrices."""
+    max_seq_len: int | None = None
+    """Longest sequence (tokens); default: the named config's, raised to packing.seq_len."""
+
+    def changes(self) -> dict[str, Any]:
+        """The fields given, to apply to the named config with dataclasses.replace."""
+        names = [f.name for f in dataclasses.fields(self) if f.name != "name"]
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+    def problems(self) -> list[str]:
+        from trainer.model_configs import MODEL_CONFIGS
+
+        if self.name not in MODEL_CONFIGS:
+            return [f"name {self.name!r} is not one of {sorted(MODEL_CONFIGS)}"]
+        return []
+
+
+@dataclass(frozen=True)
+class InitConfig:
+    """The starting point of the weights."""
+
+    kind: Literal["random", "checkpoint", "hf"] = "random"
+    """`random`: fresh init from `seed`; `checkpoint`: the model weights of one of our
+    checkpoints (a step folder; optimiser and data state start fresh); `hf`: a Hugging Face
+    Llama-layout safetensors folder (e.g. DeepSeek-Coder-Base), whose config.json sets the
+    shape (the model section is then ignored)."""
+    path: str = ""
+    """The checkpoint folder for `checkpoint` and `hf`."""
+
+    def problems(self) -> list[str]:
+        problems = []
+        if self.kind not in ("random", "checkpoint", "hf"):
+            problems.append(f"kind must be 'random', 'checkpoint' or 'hf', got {self.kind!r}")
+        elif self.kind != "random" and not self.path:
+            problems.append(f"kind {self.kind!r} needs a path")
+        elif self.kind != "random" and not Path(self.path).is_dir():
+            problems.append(f"path {self.path!r} is not a folder")
+        return problems
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW (DeepSeekMath sec. 2.3)."""
+
+    lr: float = 5.3e-4
+    """Peak learning rate (sec. 2.3: 5.3e-4 for the 1.3B runs, 4.2e-4 for the 7B)."""
+    betas: tuple[float, float] = (0.9, 0.95)
+    """Adam beta1, beta2 (sec. 2.3)."""
+    weight_decay: float = 0.1
+    """Decoupled weight decay (sec. 2.3), on matrices only: norms' gains are not decayed."""
+    eps: float = 1e-8
+    """Adam epsilon."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this (0: no clipping)."""
+
+    def problems(self) -> list[str]:
+        problems = []
+        if not self.lr > 0:
+            problems.append(f"lr must be > 0, got {self.lr}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            problems.append(f"betas must be two numbers in [0, 1), got {self.betas}")
+        if self.weight_decay < 0 or self.eps <= 0 or self.grad_clip < 0:
+            problems.append("weight_decay and grad_clip must be >= 0, eps > 0")
+        return problems
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Learning-rate schedule (trainer/lr_schedule.py); total steps are train.steps."""
+
+    kind: Literal["multi_step", "cosine"] = "multi_step"
+    """`multi_step` (DeepSeekMath sec. 2.3) or `cosine`."""
+    warmup_steps: int = 2000
+    """Linear warm-up, in optimizer updates (sec. 2.3: 2,000)."""
+    milestones: tuple[float, ...] = (0.8, 0.9)
+    """multi_step: fractions of the run after which the rate drops (sec. 2.3: 80%, 90%)."""
+    factors: tuple[float, ...] = (0.316, 0.1)
+    """multi_step: multiplier of the peak from each milestone (sec. 2.3: 31.6%, 10%)."""
+    min_ratio: float = 0.1
+    """cosine: final multiplier."""
+
+    def lr_schedule(self, total_steps: int) -> Any:
+        from trainer.lr_schedule import LRScheduleConfig
+
+        return LRScheduleConfig(
+            total_steps=total_steps,
+            kind=self.kind,
+            warmup_steps=self.warmup_steps,
+            milestones=tuple(self.milestones),
+            factors=tuple(self.factors),
+            min_ratio=self.min_ratio,
+        )
+
+
+@dataclass(frozen=True)
+class TrainLoopConfig:
+    """Length, batch and hardware of the run."""
+
+    steps: int = 1000
+    """Optimizer updates in the run."""
+    batch_tokens: int = 4 * 1024 * 1024
+    """Tokens per update over all ranks (sequence slots, padding included; sec. 2.3: 4M for
+    the 1.3B runs, 10M for the 7B). Must be micro_batch_size * seq_len * world size * k; k
+    micro-batches are accumulated."""
+    micro_batch_size: int = 1
+    """Sequences per forward pass on one rank."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """`auto`: CUDA when available, else CPU."""
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    """`bf16`: bf16 autocast (weights and optimiser state stay float32); `auto`: bf16 on CUDA,
+    fp32 on CPU."""
+    compile: bool = False
+    """torch.compile the model (GPU; needs a C compiler on CPU)."""
+    log_interval: int = 10
+    """Print a progress line every this many steps (every step goes to train_log.csv)."""
+    peak_flops: float = 0.0
+    """Peak FLOP/s of one accelerator for MFU; 0: known GPUs are recognised by name (H100 /
+    H200: 989e12 dense bf16; A100: 312e12), other devices log no MFU."""
+
+    def problems(self) -> list[str]:
+        problems: list[str] = []
+        _positive(problems, self, "steps", "batch_tokens", "micro_batch_size", "log_interval")
+        if self.device not in ("auto", "cpu", "cuda"):
+            problems.append(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            problems.append(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.peak_flops < 0:
+            problems.append(f"peak_flops must be >= 0, got {self.peak_flops}")
+        return problems
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Held-out loss per domain (the forgetting curve)."""
+
+    manifests: tuple[str, ...] = ()
+    """Manifests of held-out shards (same tokenizer as the training data)."""
+    holdout_shards_per_source: int = 0
+    """Also hold out the last this-many shards of every training source (by path): they are
+    not trained on and are evaluated. A source must keep at least one shard."""
+    interval_steps: int = 0
+    """Evaluate every this many steps (0: only at the start, at stage changes and at the
+    end)."""
+    at_start: bool = True
+    """Evaluate the starting point before the first update."""
+    at_stage_change: bool = True
+    """Evaluate just before the first update on a new mixture stage (the code loss before
+    math training, sec. 5.1.1)."""
+    tokens_per_domain: int = 1 << 18
+    """At most this many held-out document tokens per domain (the first ones, in a fixed
+    order), packed like the training data."""
+    micro_batch_size: int = 0
+    """Sequences per evaluation forward pass; 0: train.micro_batch_size."""
+    plot: bool = True
+    """Draw eval.png from eval.csv (needs matplotlib)."""
+
+    def problems(self) -> list[str]:
+        problems: list[str] = []
+        _positive(problems, self, "tokens_per_domain")
+        for name in ("holdout_shards_per_source", "interval_steps", "micro_batch_size"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        return problems
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """When checkpoints are written and whether a run resumes from one."""
+
+    interval_steps: int = 0
+    """Save every this many steps (0: only at the end)."""
+    keep_last: int = 2
+    """Keep this many newest step folders (older ones are deleted after a save)."""
+    resume: bool = True
+    """Continue from the newest checkpoint in output_dir/checkpoints when there is one."""
+    export_hf: bool = False
+    """At the end, also write the model as a Hugging Face Llama folder (output_dir/hf)."""
+
+    def problems(self) -> list[str]:
+        problems: list[str] = []
+        _positive(problems, self, "keep_last")
+        if self.interval_steps < 0:
+            problems.append(f"interval_steps must be >= 0, got {self.interval_steps}")
+        return problems
+
+
+@dataclass(frozen=True)
+class DistributedConfig:
+    """Multi-process training under torchrun (a single process needs nothing here)."""
+
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    """`ddp`: replicate the model; `fsdp`: shard parameters, gradients and optimiser state
+    (FSDP2 fully_shard per block), for models that do not fit one device."""
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
+    """`auto`: nccl on CUDA, gloo on CPU."""
+
+    def problems(self) -> list[str]:
+        problems = []
+        if self.strategy not in ("ddp", "fsdp"):
+            problems.append(f"strategy must be 'ddp' or 'fsdp', got {self.strategy!r}")
+        if self.backend not in ("auto", "gloo", "nccl"):
+            problems.append(f"backend must be auto, gloo or nccl, got {self.backend!r}")
+        return problems
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A whole training run."""
+
+    output_dir: str = ""
+    """Run folder: train_config.json, train_log.csv, eval.csv, eval.png, checkpoints/."""
+    seed: int = 0
+    """Seeds the init, the document order and the sequence shuffle."""
+    data: DataConfig = field(default_factory=DataConfig)
+    mixture: MixtureConfig = field(default_factory=MixtureConfig)
+    packing: PackingConfig = field(default_factory=PackingConfig)
+    model: ModelSection = field(default_factory=ModelSection)
+    init: InitConfig = field(default_factory=InitConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainLoopConfig = field(default_factory=TrainLoopConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+
+    def __post_init__(self) -> None:
+        problems = collect_problems(self)
+        if problems:
+            raise TrainConfigError(problems)
+
+    def micro_steps(self, world_size: int) -> int:
+        """Micro-batches accumulated per update on each rank."""
+        per_micro = self.train.micro_batch_size * self.packing.seq_len * world_size
+        return self.train.batch_tokens // per_micro
+
+    def batch_problems(self, world_size: int) -> list[str]:
+        per_micro = self.train.micro_batch_size * self.packing.seq_len * world_size
+        if per_micro < 1 or self.train.batch_tokens % per_micro:
+            return [
+                f"train.batch_tokens ({self.train.batch_tokens}) must be a multiple of "
+                f"micro_batch_size * seq_len * world size = {self.train.micro_batch_size} * "
+                f"{self.packing.seq_len} * {world_size} = {per_micro}"
+            ]
+        return []
+
+
+SECTIONS = (
+    "data",
+    "mixture",
+    "packing",
+    "model",
+    "init",
+    "optim",
+    "schedule",
+    "train",
+    "eval",
+    "checkpoint",
+    "distributed",
+)
+
+
+def collect_problems(config: TrainConfig) -> list[str]:
+    """Every problem of every section, and of the sections together."""
+    problems: list[str] = []
+    if not config.output_dir:
+        problems.append("output_dir is empty: name the run folder")
+    for name in SECTIONS:
+        section = getattr(config, name)
+        if hasattr(section, "problems"):
+            problems += [f"{name}.{p}" for p in section.problems()]
+    try:
+        config.schedule.lr_schedule(config.train.steps)
+    except ValueError as exc:  # LRScheduleConfig lists its own problems
+        lines = str(exc).splitlines()[1:]
+        problems += [f"schedule: {line.strip().removeprefix('- ')}" for line in lines]
+    problems += config.batch_problems(1)
+    stages = config.mixture.resolved_stages()
+    limited = sum(s.tokens for s in stages)
+    seen = config.train.steps * config.train.batch_tokens
+    if config.mixture.stages and limited > seen:
+        problems.append(
+            f"mixture.stages need {limited:,} tokens but train.steps * train.batch_tokens is "
+            f"only {seen:,}: raise train.steps or lower the stages' tokens"
+        )
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading: a document (dict) -> typed dataclasses, every problem collected
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _convert(value: Any, hint: Any, where: str, problems: list[str]) -> Any:
+    """`value` as type `hint`, or a problem appended and None returned."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(value, inner[0], where, problems)
+    if origin is Literal:
+        if value not in args:
+            problems.append(f"{where} must be one of {list(args)}, got {value!r}")
+            return None
+        return value
+    if dataclasses.is_dataclass(hint):
+        return _dataclass_from(value, hint, where, problems)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            problems.append(f"{where} must be a list, got {type(value).__name__} {value!r}")
+            return None
+        item = args[0]
+        if len(args) == 2 and args[1] is not Ellipsis and len(value) != 2:
+            problems.append(f"{where} must have 2 entries, got {len(value)}")
+            return None
+        out = [_convert(v, item, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+        return tuple(out)
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            problems.append(f"{where} must be a table (key = value), got {value!r}")
+            return None
+        return {str(k): _convert(v, args[1], f"{where}.{k}", problems) for k, v in value.items()}
+    if hint is bool:
+        if not isinstance(value, bool):
+            problems.append(f"{where} must be true or false, got {value!r}")
+        return value if isinstance(value, bool) else None
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append(f"{where} must be an integer, got {value!r}")
+            return None
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            problems.append(f"{where} must be a number, got {value!r}")
+            return None
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            problems.append(f"{where} must be a string, got {value!r}")
+            return None
+        return value
+    problems.append(f"{where}: unsupported type {_type_name(hint)}")
+    return None
+
+
+def _dataclass_from(data: Any, cls: type, where: str, problems: list[str]) -> Any:
+    """Build `cls` from a mapping; bad fields fall back to their defaults (and are reported)
+    so that the remaining checks still run. Sections are not validated here."""
+    if not isinstance(data, Mapping):
+        problems.append(f"{where or 'config'} must be a table, got {data!r}")
+        data = {}
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    prefix = f"{where}." if where else ""
+    for key in data:
+        if key not in fields:
+            problems.append(f"{prefix}{key}: unknown key (known: {', '.join(fields)})")
+    kwargs = {}
+    for name in fields:
+        if name in data:
+            before = len(problems)
+            value = _convert(data[name], hints[name], f"{prefix}{name}", problems)
+            # A nested section keeps its good fields even when some of its fields were bad.
+            if len(problems) == before or dataclasses.is_dataclass(hints[name]):
+                kwargs[name] = value
+    if cls is TrainConfig:
+        return _unchecked_train_config(kwargs)
+    return cls(**kwargs)
+
+
+def _unchecked_train_config(kwargs: dict[str, Any]) -> TrainConfig:
+    """A TrainConfig without running its checks (they run once everything is converted)."""
+    config = object.__new__(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in kwargs:
+            value = kwargs[f.name]
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            value = f.default
+        object.__setattr__(config, f.name, value)
+    return config
+
+
+def config_from_dict(data: Mapping[str, Any]) -> TrainConfig:
+    """A checked TrainConfig from a document; one TrainConfigError lists every problem."""
+    problems: list[str] = []
+    config = _dataclass_from(data, TrainConfig, "", problems)
+    problems += collect_problems(config)
+    if problems:
+        raise TrainConfigError(problems)
+    return config
+
+
+def read_config_document(path: str | Path) -> dict[str, Any]:
+    """The document in a .toml, .yaml/.yml or .json file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TrainConfigError([f"cannot read config file {path}: {exc}"]) from exc
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            data = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        elif suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise TrainConfigError([f"{path}: config files are .toml, .yaml, .yml or .json"])
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, ValueError) as exc:
+        if isinstance(exc, TrainConfigError):
+            raise
+        raise TrainConfigError([f"{path} is not valid {suffix[1:].upper()}: {exc}"]) from exc
+    except Exception as exc:  # yaml.YAMLError without importing yaml at module level
+        raise TrainConfigError([f"{path} is not valid YAML: {exc}"]) from exc
+    if not isinstance(data, dict):
+        raise TrainConfigError([f"{path}: the top level must be a table / mapping"])
+    return data
+
+
+def parse_override_value(text: str) -> Any:
+    """A TOML value (`3`, `1e-4`, `true`, `[1, 2]`, `"x"`, `{a = 1}`), else the plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of `data` with each `key.sub=value` set (tables created as needed)."""
+    result = json.loads(json.dumps(data))  # deep copy of plain data
+    problems = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            problems.append(f"override {item!r} is not key.sub=value")
+            continue
+        node = result
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                problems.append(f"override {item!r}: {part} is not a table")
+                break
+            node = child
+        else:
+            node[parts[-1]] = parse_override_value(value.strip())
+    if problems:
+        raise TrainConfigError(problems)
+    return result
+
+
+def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Read a config file, apply the overrides, check everything; one error lists it all."""
+    return config_from_dict(apply_overrides(read_config_document(path), overrides))
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """Plain JSON-able data (tuples become lists) that config_from_dict reads back."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def write_config(config: TrainConfig, folder: str | Path) -> Path:
+    """Write train_config.json into `folder` (temp file, then rename)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / CONFIG_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(config_to_dict(config), indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
