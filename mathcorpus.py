@@ -22,6 +22,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "main",
         "exact + MinHash near-dedup of a pool (also incremental against saved pools)",
     ),
+    "decontaminate": (
+        "pipeline.decontaminate_pipeline",
+        "main",
+        "remove pages containing benchmark text (10-gram rule) + contamination report",
+    ),
     "shards": (
         "pipeline.shards_pipeline",
         "main",
