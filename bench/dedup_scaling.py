@@ -8,8 +8,14 @@ RSS) is that size's alone.
 
 Printed per size:
     signatures docs/s   text -> MinHash signature, one process (docs/s/core)
-    dedup docs/s        the whole Beam pipeline (read pool, exact, MinHash LSH, connected
-                        components, write kept/duplicates/index) on FnApiRunner, one worker
+    one-process LSH     signatures, band keys, buckets (a sort per band) and union-find in one
+                        process with bounded memory: the same clusters as the Beam path
+    Beam dedup docs/s   the whole Beam pipeline (read pool, exact, MinHash LSH, connected
+                        components, write kept/duplicates/index) on FnApiRunner, one worker,
+                        up to --beam-max docs,
+                        because FnApiRunner keeps every stage's output in memory (~25 KB per
+                        200-word document at 100k docs: 1M docs would need ~25 GB here);
+                        a distributed runner spills its shuffle to disk
     peak MiB            max RSS of that process
     s per 1k docs       cost per document: roughly flat means cost grows linearly
 and the ratio of our signature rate to datasketch's bulk path, measured in the same run on the
@@ -101,7 +107,42 @@ def write_pool(folder: Path, docs: list[tuple[str, str]], rows_per_file: int = 5
         )
 
 
-def run_one_size(n: int, words: int) -> dict:
+def clusters_in_one_process(texts: list[str], config) -> int:
+    """Pages removed by near-dedup (exact duplicates share every band, so they count too),
+    computed with bounded memory: (n x bands) int64 keys, then per band a sort and a union of
+    equal neighbours."""
+    import numpy as np
+
+    from pipeline.minhash import text_band_keys
+
+    keys = np.empty((len(texts), config.bands), dtype=np.int64)
+    valid = np.empty(len(texts), dtype=bool)
+    for i in range(0, len(texts), 256):
+        k, ok = text_band_keys(texts[i : i + 256], config)
+        keys[i : i + len(k)] = k
+        valid[i : i + len(k)] = ok
+    parent = np.arange(len(texts))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    rows = np.flatnonzero(valid)
+    for band in range(config.bands):
+        column = keys[rows, band]
+        order = np.argsort(column, kind="stable")
+        same = np.flatnonzero(column[order][1:] == column[order][:-1])
+        for j in same:
+            a, b = find(int(rows[order[j]])), find(int(rows[order[j + 1]]))
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    roots = {find(i) for i in range(len(texts))}
+    return len(texts) - len(roots)
+
+
+def run_one_size(n: int, words: int, beam_max: int) -> dict:
     """Runs in a child process: time signatures and the whole dedup for n documents."""
     import logging
 
@@ -133,23 +174,34 @@ def run_one_size(n: int, words: int) -> dict:
         MinHash.bulk(prepared, num_perm=config.num_perm)
         datasketch_rate = len(sample) / (time.perf_counter() - started)
 
-    with tempfile.TemporaryDirectory(prefix="mathcorpus-dedup-bench-") as tmp:
-        pool = Path(tmp) / "pool"
-        write_pool(pool, docs)
-        started = time.perf_counter()
-        stats = run_dedup(DedupConfig(input=str(pool), output=str(Path(tmp) / "out")))
-        dedup_s = time.perf_counter() - started
+    started = time.perf_counter()
+    removed_one = clusters_in_one_process(texts, config)
+    one_process_s = time.perf_counter() - started
+    beam: dict = {"dedup_docs_per_s": None, "dedup_s": None, "removed": None, "balanced": None}
+    if n <= beam_max:
+        with tempfile.TemporaryDirectory(prefix="mathcorpus-dedup-bench-") as tmp:
+            pool = Path(tmp) / "pool"
+            write_pool(pool, docs)
+            started = time.perf_counter()
+            stats = run_dedup(DedupConfig(input=str(pool), output=str(Path(tmp) / "out")))
+            dedup_s = time.perf_counter() - started
+        stages = stats["stages"]
+        beam = {
+            "dedup_docs_per_s": n / dedup_s,
+            "dedup_s": dedup_s,
+            "removed": stages["near_dedup"]["dropped"].get("near_duplicate", 0)
+            + stages["exact_dedup"]["dropped"].get("exact_duplicate", 0),
+            "balanced": stats["all_balanced"],
+        }
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "docs": n,
         "signature_docs_per_s": n / sig_s,
-        "dedup_docs_per_s": n / dedup_s,
-        "dedup_s": dedup_s,
+        "one_process_docs_per_s": n / one_process_s,
+        "one_process_removed": removed_one,
+        **beam,
         "peak_mib": peak_mib,
-        "removed": stats["stages"]["near_dedup"]["dropped"].get("near_duplicate", 0)
-        + stats["stages"]["exact_dedup"]["dropped"].get("exact_duplicate", 0),
         "datasketch_bulk_docs_per_s": datasketch_rate,
-        "balanced": stats["all_balanced"],
     }
 
 
@@ -158,16 +210,31 @@ def main() -> int:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--words", type=int, default=200, help="words per document")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument(
+        "--beam-max",
+        type=int,
+        default=100_000,
+        help="largest size run through Beam's local runner (larger: in-memory algorithm)",
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_one_size(args.child, args.words)))
+        print(json.dumps(run_one_size(args.child, args.words, args.beam_max)))
         return 0
 
     results = []
     for n in (int(s) for s in args.sizes.split(",")):
         out = subprocess.run(
-            [sys.executable, __file__, "--child", str(n), "--words", str(args.words)],
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                str(n),
+                "--words",
+                str(args.words),
+                "--beam-max",
+                str(args.beam_max),
+            ],
             check=True,
             capture_output=True,
             text=True,
@@ -175,23 +242,30 @@ def main() -> int:
         )
         result = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(result)
+        beam_text = (
+            f"Beam dedup {result['dedup_docs_per_s']:7,.0f} docs/s ({result['dedup_s']:.1f} s, "
+            f"removed {result['removed']:,})"
+            if result["dedup_docs_per_s"]
+            else "Beam dedup not run (above --beam-max)"
+        )
         print(
             f"{n:>9,} docs: signatures {result['signature_docs_per_s']:8,.0f} docs/s, "
-            f"dedup {result['dedup_docs_per_s']:7,.0f} docs/s ({result['dedup_s']:.1f} s), "
-            f"peak {result['peak_mib']:7,.0f} MiB, removed {result['removed']:,}",
+            f"one-process LSH {result['one_process_docs_per_s']:8,.0f} docs/s "
+            f"(removed {result['one_process_removed']:,}), {beam_text}, "
+            f"peak {result['peak_mib']:7,.0f} MiB",
             flush=True,
         )
     base = results[0]
     print("\nscaling (cost per document relative to the smallest size; 1.0 = linear):")
     for r in results:
-        dedup_cost = base["dedup_docs_per_s"] / r["dedup_docs_per_s"]
-        signature_cost = base["signature_docs_per_s"] / r["signature_docs_per_s"]
-        print(
-            f"{r['docs']:>9,} docs: dedup s/doc x{dedup_cost:.2f}, "
-            f"signature s/doc x{signature_cost:.2f}, "
-            f"peak MiB x{r['peak_mib'] / base['peak_mib']:.2f} "
-            f"for x{r['docs'] // base['docs']} docs"
-        )
+        parts = [
+            f"signatures x{base['signature_docs_per_s'] / r['signature_docs_per_s']:.2f}",
+            f"one-process LSH x{base['one_process_docs_per_s'] / r['one_process_docs_per_s']:.2f}",
+        ]
+        if r["dedup_docs_per_s"] and base["dedup_docs_per_s"]:
+            parts.append(f"Beam dedup x{base['dedup_docs_per_s'] / r['dedup_docs_per_s']:.2f}")
+        parts.append(f"peak MiB x{r['peak_mib'] / base['peak_mib']:.2f}")
+        print(f"{r['docs']:>9,} docs (x{r['docs'] // base['docs']}): " + ", ".join(parts))
     if base["datasketch_bulk_docs_per_s"]:
         ratio = base["signature_docs_per_s"] / base["datasketch_bulk_docs_per_s"]
         print(
