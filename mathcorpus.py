@@ -22,6 +22,12 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "main",
         "exact + MinHash near-dedup of a pool (also incremental against saved pools)",
     ),
+    "classifier": ("pipeline.mining_cli", "classifier_main", "train the fastText math classifier"),
+    "mine": (
+        "pipeline.mining_cli",
+        "mine_main",
+        "iterative math recall from a pool (DeepSeekMath section 2.1)",
+    ),
     "decontaminate": (
         "pipeline.decontaminate_pipeline",
         "main",

@@ -3,6 +3,12 @@
 What it holds, so that every stage has real work:
 - math sites in five markups (`$..$`, MathJax scripts, MathML, KaTeX, TeX images), a forum whose
   algebra and calculus boards are math while its other boards are not, and non-math sites;
+- math written in forum words (`forum_math`): the forum's math boards and a homework-help site,
+  where only some threads have a tutor's reply in TeX. A first seed of LaTeX problem sets does
+  not cover that vocabulary: the mining loop has to discover it (tests/pipeline/
+  test_mining_loop.py);
+- a positive seed for the mining loop (`seed/positives.jsonl`): LaTeX problem sets that are not
+  in the crawl, standing in for OpenWebMath;
 - duplicates: recaptures of the same URL in a later file (with tracking parameters and
   fragments), exact mirrors on another domain, near-duplicate syndicated copies;
 - the records a real crawl has besides HTML: warcinfo, requests, metadata, robots.txt, images,
@@ -33,10 +39,12 @@ from pipeline.sample_pages import (
     MATH_PROSE,
     MATHJAX_HEAD,
     MathItem,
+    forum_math_thread,
     math_paragraphs,
     page_html,
     prose_paragraph,
     render_math_text,
+    seed_page_text,
 )
 
 CRAWL_START = datetime(2024, 3, 1, tzinfo=UTC)
@@ -52,6 +60,8 @@ class Section:
     """`math` or a key of sample_pages.TOPICS."""
     pages: int
     """Number of pages generated under the prefix."""
+    formula_share: float = 0.0
+    """`forum_math` only: share of threads with a tutor's reply written in TeX."""
 
 
 @dataclass(frozen=True)
@@ -97,8 +107,8 @@ def default_sites(scale: float) -> list[Site]:
             "talk.example",
             "Talk Forum",
             (
-                Section("/t/algebra", "math", n(40)),
-                Section("/t/calculus", "math", n(30)),
+                Section("/t/algebra", "forum_math", n(40)),
+                Section("/t/calculus", "forum_math", n(30)),
                 Section("/t/cooking", "cooking", n(60)),
                 Section("/t/football", "football", n(60)),
                 Section("/t/gadgets", "gadgets", n(60)),
@@ -106,6 +116,13 @@ def default_sites(scale: float) -> list[Site]:
             ),
         ),
     ]
+    sites.append(
+        Site(
+            "homework-help.example",
+            "Homework Help",
+            (Section("/ask", "forum_math", n(100), formula_share=0.6),),
+        )
+    )
     for domain, name, topic, prefix in topic_sites:
         sites.append(Site(domain, name, (Section(prefix, topic, n(150)),)))
     return sites
@@ -131,7 +148,12 @@ class SampleCrawl:
     benchmark_file: str
     pages: int
     math_urls: list[str]
+    """Pages of formula problem sets (every formula in markup)."""
     planted_benchmark_ids: list[str]
+    forum_math_urls: list[str] = field(default_factory=list)
+    """Math threads in forum words (some with one TeX reply): math, but not in `math_urls`."""
+    seed_positives: str = ""
+    """JSONL (`id`, `url`, `text`) of LaTeX problem sets not in the crawl: a positive seed."""
 
 
 def _slug(rng: random.Random) -> str:
@@ -165,13 +187,15 @@ def benchmark_items(seed: int, count: int) -> list[dict[str, str]]:
 
 def generate_captures(
     seed: int, scale: float
-) -> tuple[list[Capture], list[str], list[dict[str, str]], list[str]]:
-    """All page captures in crawl order, the math URLs, the benchmark, the planted ids."""
+) -> tuple[list[Capture], list[str], list[dict[str, str]], list[str], list[str]]:
+    """All page captures in crawl order, the math URLs, the benchmark, the planted ids and the
+    forum-math URLs."""
     rng = random.Random(seed)
     bench = benchmark_items(seed, 40)
     planted = bench[:6]
     captures: list[Capture] = []
     math_urls: list[str] = []
+    forum_urls: list[str] = []
     when = CRAWL_START
     page_no = 0
     for site in default_sites(scale):
@@ -188,6 +212,14 @@ def generate_captures(
                     body = _math_body(items, site.math_style, rng)
                     head = MATHJAX_HEAD if site.math_style == "tex_dollar" else ""
                     math_urls.append(url)
+                elif section.topic == "forum_math":
+                    formula = None
+                    if rng.random() < section.formula_share:
+                        formula = math_paragraphs(rng, 1)[0]
+                    title = f"Thread {page_no}: homework question"
+                    body = forum_math_thread(rng, formula)
+                    head = MATHJAX_HEAD if formula is not None else ""
+                    forum_urls.append(url)
                 else:
                     title = f"{section.topic.title()} notes #{page_no}"
                     body = _topic_body(section.topic, rng)
@@ -198,7 +230,21 @@ def generate_captures(
                 when += timedelta(seconds=rng.randint(1, 90))
                 captures.append(Capture(url, when, html_text.encode("utf-8")))
     planted_ids = [b["id"] for b in bench[:6] if b not in planted]
-    return captures, math_urls, bench, planted_ids
+    return captures, math_urls, bench, planted_ids, forum_urls
+
+
+def write_seed_positives(path: Path, seed: int, count: int) -> None:
+    """LaTeX problem sets (JSONL: id, url, text) that are not pages of the crawl."""
+    rng = random.Random(seed + 104729)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(count):
+            record = {
+                "id": f"seed-{i:05d}",
+                "url": f"https://seed-corpus.example/sets/{i}",
+                "text": seed_page_text(rng, rng.randint(2, 4)),
+            }
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def add_duplicates(captures: list[Capture], rng: random.Random) -> list[Capture]:
@@ -337,7 +383,7 @@ def write_sample_crawl(out_dir: str | Path, seed: int = 1234, scale: float = 1.0
     crawl = out / "crawl"
     crawl.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed + 1)
-    captures, math_urls, bench, planted_ids = generate_captures(seed, scale)
+    captures, math_urls, bench, planted_ids, forum_urls = generate_captures(seed, scale)
     rng.shuffle(captures)
     duplicates = add_duplicates(captures, rng)
     n_files = 4
@@ -370,12 +416,16 @@ def write_sample_crawl(out_dir: str | Path, seed: int = 1234, scale: float = 1.0
     with bench_path.open("w", encoding="utf-8") as fh:
         for item in bench:
             fh.write(json.dumps(item, ensure_ascii=False) + "\n")
+    seed_path = out / "seed" / "positives.jsonl"
+    write_seed_positives(seed_path, seed, max(20, round(200 * scale)))
     return SampleCrawl(
         warc_files=paths,
         benchmark_file=str(bench_path),
         pages=len(captures),
         math_urls=math_urls,
         planted_benchmark_ids=planted_ids,
+        forum_math_urls=forum_urls,
+        seed_positives=str(seed_path),
     )
 
 

@@ -341,3 +341,99 @@ MATHJAX_HEAD = (
     '<script>window.MathJax = {tex: {inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]]}};</script>'
     '<script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"></script>'
 )
+
+
+# --- math in forum words: the vocabulary a first seed of LaTeX problem sets does not cover ---
+
+FORUM_QUESTIONS: tuple[Callable[[random.Random], str], ...] = (
+    lambda r: (
+        f"how do i factor x squared minus {r.randint(3, 9)} x plus {r.randint(2, 9)}? my teacher "
+        "says factoring is quicker than the formula but i keep getting the signs wrong"
+    ),
+    lambda r: (
+        f"stuck on homework: what is the slope of the line through the points {r.randint(1, 9)} "
+        f"comma {r.randint(1, 9)} and {r.randint(1, 9)} comma {r.randint(1, 9)}? do i subtract "
+        "the y values first or the x values"
+    ),
+    lambda r: (
+        f"whats the derivative of {r.randint(2, 9)} x cubed plus sine of x? is it just the "
+        "exponent times the coefficient and then cosine for the second part"
+    ),
+    lambda r: (
+        f"area of a circle with radius {r.randint(2, 12)}? i squared the radius and multiplied "
+        "by pi but the answer key has a different number"
+    ),
+    lambda r: (
+        "can someone explain why you flip the inequality sign when you divide both sides by a "
+        "negative number? it feels like a random rule"
+    ),
+    lambda r: (
+        f"how many ways can you pick {r.randint(2, 5)} students out of {r.randint(8, 30)}? is "
+        "it n choose k or n factorial, i always mix up combinations and permutations"
+    ),
+    lambda r: (
+        f"is the square root of {r.choice([2, 3, 5, 6, 7, 8])} rational? my friend says yes "
+        "because the calculator shows a number"
+    ),
+    lambda r: (
+        f"what is the remainder when {r.randint(100, 999)} is divided by {r.randint(3, 12)}? "
+        "long division gives me a decimal instead"
+    ),
+)
+
+FORUM_REPLIES = (
+    "you want two numbers that multiply to the constant term and add up to the middle "
+    "coefficient, then set each bracket equal to zero",
+    "rise over run: subtract the y values, then divide by the difference of the x values in "
+    "the same order",
+    "use the power rule, bring the exponent down and lower it by one, and the derivative of "
+    "sine is cosine",
+    "pi r squared, so square the radius first and multiply by pi, leave pi in the answer",
+    "multiplying by a negative reverses the number line, so the smaller side becomes the "
+    "bigger side and the sign flips",
+    "order does not matter when you pick a group, so it is combinations, n choose k",
+    "suppose it is a fraction in lowest terms, square both sides and show both the top and the "
+    "bottom must be even, which is a contradiction",
+    "thanks, that makes sense now! i forgot to check my answer by plugging it back in",
+    "double check with a calculator but show your working, the teacher marks the steps",
+    "the remainder is what is left after the biggest whole multiple, so do not divide all the "
+    "way to decimals",
+)
+
+FORUM_CHATTER = (
+    "Posted in the homework board.",
+    "Edit: fixed a typo in the numbers.",
+    "Any hint is welcome, I have a test on friday.",
+    "Quote from the original post.",
+)
+
+
+def forum_math_thread(rng: random.Random, formula_item: MathItem | None = None) -> str:
+    """A forum thread (body HTML) asking and answering a math question in plain words; with
+    `formula_item`, a tutor's reply writes its solution in TeX (`$..$`)."""
+    parts = [f"<p>{rng.choice(FORUM_CHATTER)}</p>"]
+    for _ in range(rng.randint(2, 3)):
+        parts.append(f"<p>{html.escape(rng.choice(FORUM_QUESTIONS)(rng))}</p>")
+        for reply in rng.sample(FORUM_REPLIES, rng.randint(2, 3)):
+            parts.append(f"<p>Reply: {html.escape(reply)}</p>")
+    if formula_item is not None:
+        parts.append(
+            "<p>Tutor reply: "
+            f"{render_math_text(formula_item.question, 'tex_dollar')} "
+            f"{render_math_text(formula_item.answer, 'tex_dollar')}</p>"
+        )
+    return "".join(parts)
+
+
+def seed_page_text(rng: random.Random, n_items: int) -> str:
+    """The extracted text of a LaTeX problem-set page (what a seed corpus such as OpenWebMath
+    holds): prose and problems with inline `$..$` TeX."""
+    items = math_paragraphs(rng, n_items)
+    lines = [rng.choice(MATH_PROSE)]
+    for i, item in enumerate(items, start=1):
+        lines.append(f"Problem {i}")
+        lines.append(item.question)
+        lines.append("Solution")
+        lines.append(item.answer)
+        lines.append(rng.choice(MATH_PROSE))
+    return "\n".join(lines)
