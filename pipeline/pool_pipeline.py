@@ -252,6 +252,8 @@ def format_funnel(stats: dict[str, Any]) -> str:
     """A short human-readable funnel for the terminal."""
     lines = [f"{'stage':<10} {'in':>9} {'kept':>9}  dropped / dead-lettered"]
     for name, s in stats["stages"].items():
+        if not s["in"] and not s["kept"] and not s["dropped"] and not s["dead_lettered"]:
+            continue  # a helper's notes only (e.g. connected-components rounds)
         losses = {**s["dropped"], **{f"dead:{k}": v for k, v in s["dead_lettered"].items()}}
         detail = ", ".join(f"{k}={v}" for k, v in losses.items()) or "-"
         mark = "" if s["balanced"] else "  (UNBALANCED)"

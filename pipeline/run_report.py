@@ -30,6 +30,17 @@ from typing import Any
 from pipeline.report_svg import histogram, horizontal_bars, line_chart
 
 REPORT_FILE = "report.html"
+# Stage names (stats.json "stage") in pipeline order, for the funnel sections.
+FUNNEL_ORDER = (
+    "pool",
+    "dedup",
+    "negatives",
+    "recall",
+    "expansion",
+    "mining_final",
+    "decontaminate",
+    "shards",
+)
 SKIP_DIRS = {"_staging", "_fetch_cache", "dead_letter", "duplicates", "band_index", "__pycache__"}
 
 
@@ -40,6 +51,8 @@ class Section:
     title: str
     body: str
     kind: str
+    rank: int = 0
+    """Order among sections of one kind (the funnel follows the pipeline)."""
 
 
 def _read_json(path: Path) -> Any:
@@ -81,7 +94,9 @@ def funnel_section(root: Path, folder: Path) -> Section | None:
     if not path.is_file():
         return None
     stats = _read_json(path)
-    stages = stats.get("stages", {})
+    if "stages" not in stats:
+        return None  # a summary that is not a stage's stats (e.g. a mining iteration's)
+    stages = stats["stages"]
     funnel = stats.get("funnel") or [
         {"stage": k, "in": v["in"], "kept": v["kept"]} for k, v in stages.items()
     ]
@@ -116,11 +131,11 @@ def funnel_section(root: Path, folder: Path) -> Section | None:
         and isinstance(v, int | float | str)
     }
     facts = ", ".join(f"{k} = {v}" for k, v in extra.items())
-    body = (
-        f"{status}<p class='muted'>{escape(facts)}</p>{chart}"
-        + _table(["stage", "in", "kept", "dropped / dead-lettered (reason: count)", "balanced"], rows)
+    body = f"{status}<p class='muted'>{escape(facts)}</p>{chart}" + _table(
+        ["stage", "in", "kept", "dropped / dead-lettered (reason: count)", "balanced"], rows
     )
-    return Section(f"Funnel: {_rel(root, folder)}", body, "funnel")
+    rank = FUNNEL_ORDER.index(stats.get("stage")) if stats.get("stage") in FUNNEL_ORDER else 99
+    return Section(f"Funnel: {_rel(root, folder)}", body, "funnel", rank)
 
 
 def dedup_section(root: Path, folder: Path) -> Section | None:
@@ -220,7 +235,9 @@ def contamination_section(root: Path, folder: Path) -> Section | None:
                 ]
             )
     summary = {
-        k: v for k, v in report.items() if isinstance(v, int | float | str) and k != "schema_version"
+        k: v
+        for k, v in report.items()
+        if isinstance(v, int | float | str) and k != "schema_version"
     }
     body = f"<p class='muted'>{escape(', '.join(f'{k} = {v}' for k, v in summary.items()))}</p>"
     body += _table(["benchmark", "items", "pages removed", "items leaked", "leaked item ids"], rows)
@@ -234,6 +251,46 @@ def _iteration_dirs(folder: Path) -> list[Path]:
     )
 
 
+def _csv_rows(path: Path) -> list[list[str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.reader(fh))
+
+
+def _score_histogram(iteration: Path) -> str:
+    """The recall step's token-weighted logit histogram (sparse bins, FORMAT.md "Mining work
+    folder"), regrouped into 40 bars over its non-empty range, with the cut marked."""
+    hist_path, cut_path = iteration / "recall" / "histogram.json", iteration / "recall" / "cut.json"
+    if not hist_path.is_file():
+        return ""
+    hist = _read_json(hist_path)
+    cut = _read_json(cut_path) if cut_path.is_file() else {}
+    nonempty = hist.get("nonempty", [])
+    if not nonempty:
+        return ""
+    per_unit, limit = hist["bins_per_unit"], hist["t_limit"]
+
+    def logit(b: float) -> float:
+        return b / per_unit - limit
+
+    lo, hi = logit(nonempty[0][0]), logit(nonempty[-1][0] + 1)
+    if cut.get("cut_logit") is not None:
+        lo, hi = min(lo, cut["cut_logit"]), max(hi, cut["cut_logit"])
+    bars = 40
+    width = (hi - lo) / bars or 1.0
+    counts = [0.0] * bars
+    for b, _pages, tokens in nonempty:
+        counts[min(bars - 1, max(0, int((logit(b) - lo) / width)))] += tokens
+    edges = [lo + i * width for i in range(bars + 1)]
+    return histogram(
+        edges,
+        counts,
+        f"{iteration.name}: classifier score (log-odds of math), weighted by tokens",
+        marker=cut.get("cut_logit"),
+        marker_label=f"cut ({cut.get('rule', '')}): {cut.get('pages', '?')} pages",
+        x_label="logit P(math)",
+    )
+
+
 def mining_section(root: Path, folder: Path) -> Section | None:
     iterations = _iteration_dirs(folder)
     if not iterations:
@@ -241,67 +298,94 @@ def mining_section(root: Path, folder: Path) -> Section | None:
     parts: list[str] = []
     summary_rows = []
     for it in iterations:
-        stats_path = next(
-            (it / n for n in ("iteration.json", "summary.json", "stats.json") if (it / n).is_file()),
-            None,
-        )
-        stats = _read_json(stats_path) if stats_path else {}
+        stats = _read_json(it / "stats.json") if (it / "stats.json").is_file() else {}
+        accepted = stats.get("prefixes_accepted", [])
         summary_rows.append(
             [
                 it.name,
-                stats.get("seed_positives", stats.get("seed_size", "")),
-                stats.get("collected_pages", stats.get("pages_collected", "")),
-                stats.get("collected_tokens", stats.get("tokens_collected", "")),
-                stats.get("overlap_with_previous", stats.get("overlap", "")),
-                len(stats.get("math_domains", [])) if "math_domains" in stats else "",
-                stats.get("accepted_prefixes_count", len(stats.get("accepted_prefixes", []))),
+                stats.get("seed_positives", ""),
+                stats.get("pages_collected", ""),
+                stats.get("tokens_collected", ""),
+                stats.get("overlap_with_previous") if stats.get("overlap_with_previous") else "-",
+                len(stats.get("math_domains", [])),
+                len(accepted) if isinstance(accepted, list) else accepted,
             ]
         )
-        hist_path = it / "score_histogram.json"
-        if hist_path.is_file():
-            hist = _read_json(hist_path)
-            edges = hist.get("edges")
-            counts = hist.get("tokens") or hist.get("counts") or hist.get("pages")
-            if edges and counts and len(edges) == len(counts) + 1:
-                parts.append(
-                    histogram(
-                        edges,
-                        counts,
-                        f"{it.name}: classifier scores (weighted by tokens) and the budget cut",
-                        marker=hist.get("cut"),
-                        marker_label="cut",
-                        x_label="P(math)",
-                    )
-                )
-        domains_path = next(
-            (it / n for n in ("domains.csv", "domain_report.csv") if (it / n).is_file()), None
-        )
-        if domains_path:
-            with domains_path.open(newline="", encoding="utf-8") as fh:
-                table = list(csv.reader(fh))
+        parts.append(f"<h3>{it.name}</h3>")
+        parts.append(_score_histogram(it))
+        domains = it / "recall" / "domains.csv"
+        if domains.is_file():
+            table = _csv_rows(domains)
             if table:
-                parts.append(f"<h4>{it.name}: domains</h4>" + _table(table[0], table[1:13]))
-        annotations = next(
-            (it / n for n in ("annotations.csv", "prefixes.csv") if (it / n).is_file()), None
-        )
-        if annotations:
-            with annotations.open(newline="", encoding="utf-8") as fh:
-                table = list(csv.reader(fh))
+                parts.append(
+                    "<h4>Domains by collected fraction (math: above the threshold)</h4>"
+                    + _table(table[0], table[1:16])
+                )
+        annotations = it / "annotations.csv"
+        if annotations.is_file():
+            table = _csv_rows(annotations)
             if table:
                 header = table[0]
-                decision = header.index("decision") if "decision" in header else None
-                accepted = [
-                    r for r in table[1:] if decision is None or r[decision].startswith("accept")
-                ]
+                d = header.index("decision") if "decision" in header else None
+                accepted_rows = [r for r in table[1:] if d is None or r[d] == "accept"]
                 parts.append(
-                    f"<h4>{it.name}: accepted URL prefixes ({len(accepted)} of "
-                    f"{len(table) - 1})</h4>" + _table(header, accepted[:15])
+                    f"<h4>URL prefixes accepted ({len(accepted_rows)} of {len(table) - 1} "
+                    "listed); their uncollected pages join the next seed</h4>"
+                    + _table(header, accepted_rows[:20])
                 )
     head = _table(
         ["iteration", "seed positives", "pages", "tokens", "overlap", "math domains", "prefixes"],
         summary_rows,
     )
-    return Section(f"Mining loop: {_rel(root, folder)}", head + "".join(parts), "mining")
+    final = folder / "summary.json"
+    note = ""
+    if final.is_file():
+        summary = _read_json(final)
+        note = (
+            f"<p>status {escape(str(summary.get('status')))}; stopped because "
+            f"{escape(str(summary.get('stopped_because')))} after iteration "
+            f"{summary.get('final_iteration')}</p>"
+        )
+    return Section(f"Mining loop: {_rel(root, folder)}", note + head + "".join(parts), "mining")
+
+
+def comparison_section(root: Path, folder: Path) -> Section | None:
+    path = folder / "comparison.json"
+    if not path.is_file():
+        return None
+    data = _read_json(path)
+    rows = []
+    for name, run in data.get("runs", {}).items():
+        rows.append(
+            [
+                name,
+                run.get("before_math", {}).get("code", ""),
+                run.get("end", {}).get("code", ""),
+                run.get("code_loss_change_after_math", ""),
+                run.get("end", {}).get("math", ""),
+            ]
+        )
+    verdict = (
+        "the two-stage run forgets code during its math stage"
+        if data.get("two_stage_forgets_code")
+        else "no forgetting measured at this scale"
+    )
+    body = (
+        f"<p>DeepSeekMath sec. 5.1.1: {escape(verdict)}; math stage starts at step "
+        f"{data.get('math_stage_starts_at_step')}; final code-loss gap (two-stage minus "
+        f"one-stage) {data.get('final_code_loss_gap')} nats.</p>"
+        + _table(
+            [
+                "run",
+                "code loss when math starts",
+                "code loss at the end",
+                "change over the math stage",
+                "math loss at the end",
+            ],
+            rows,
+        )
+    )
+    return Section(f"Two-stage vs one-stage: {_rel(root, folder)}", body, "training", -1)
 
 
 def _read_csv_series(path: Path) -> dict[str, list[tuple[float, float]]]:
@@ -350,12 +434,7 @@ def training_section(root: Path, folder: Path) -> Section | None:
                 charts.append(chart)
     if not charts:
         return None
-    extra = ""
-    for name in ("comparison.json", "summary.json"):
-        if (folder / name).is_file():
-            data = _read_json(folder / name)
-            extra += f"<pre>{escape(json.dumps(data, indent=2)[:3000])}</pre>"
-    return Section(f"Training: {_rel(root, folder)}", "".join(charts) + extra, "training")
+    return Section(f"Training: {_rel(root, folder)}", "".join(charts), "training")
 
 
 SECTION_BUILDERS: tuple[Callable[[Path, Path], Section | None], ...] = (
@@ -364,6 +443,7 @@ SECTION_BUILDERS: tuple[Callable[[Path, Path], Section | None], ...] = (
     mining_section,
     contamination_section,
     manifest_section,
+    comparison_section,
     training_section,
 )
 
@@ -376,7 +456,7 @@ def collect_sections(root: Path) -> list[Section]:
             if section is not None:
                 sections.append(section)
     order = {k: i for i, k in enumerate(("funnel", "dedup", "mining", "contamination", "tokens"))}
-    return sorted(sections, key=lambda s: order.get(s.kind, 99))
+    return sorted(sections, key=lambda s: (order.get(s.kind, 99), s.rank))
 
 
 STYLE = """
@@ -398,7 +478,14 @@ def render_report(root: Path, sections: Sequence[Section]) -> str:
     )
     summary = ""
     if (root / "demo_summary.json").is_file():
-        summary = f"<pre>{escape(json.dumps(_read_json(root / 'demo_summary.json'), indent=2))}</pre>"
+        demo = _read_json(root / "demo_summary.json")
+        times = demo.get("elapsed_s", {})
+        summary = (
+            "<h2>Demo summary</h2>"
+            + _table(["step", "seconds"], [[k, v] for k, v in times.items() if k != "total"])
+            + f"<p>total {times.get('total', '?')} s</p><details><summary>demo_summary.json"
+            f"</summary><pre>{escape(json.dumps(demo, indent=2))}</pre></details>"
+        )
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     empty = "" if sections else "<p class='bad'>No stage outputs found under this folder.</p>"
     return (

@@ -176,12 +176,69 @@ def _topic_body(topic: str, rng: random.Random) -> str:
     return "".join(f"<p>{p}</p>" for p in paragraphs)
 
 
+# The demo benchmark's word problems (GSM8K-like). Their wording appears nowhere in the page
+# generators, so only the planted items can match a page under the 10-gram rule; problems built
+# from the page templates would share 10-grams with hundreds of pages. No stretch of 10 words
+# without a number is shared by two items either (every (name, goods) pair is used once), so
+# the contamination report names exactly the planted items.
+_BENCH_NAMES = ("Ilsabet", "Quorvin", "Maelis", "Tobiah", "Renske", "Oduya", "Perpetua", "Zygmunt")
+_BENCH_GOODS = ("quince jars", "brass lanterns", "felt slippers", "walnut crates", "tin kettles")
+_BENCH_TEMPLATES = (
+    (
+        "{name} packs {a} {goods} into every wagon and sends {b} wagons to the harbour market "
+        "each week. After {c} weeks, how many {goods} has {name} sent to the harbour?",
+        "Each week {name} sends {a} * {b} = {ab} {goods}. Over {c} weeks that is {ab} * {c} = "
+        "{abc} {goods}. #### {abc}",
+    ),
+    (
+        "The lighthouse keeper {name} trims {a} wicks on calm nights and {b} wicks on stormy "
+        "nights. A month had {c} calm nights and {d} stormy nights. How many wicks were trimmed?",
+        "Calm nights need {a} * {c} = {ac} wicks and stormy nights need {b} * {d} = {bd} wicks, "
+        "so {name} trimmed {ac} + {bd} = {total} wicks. #### {total}",
+    ),
+    (
+        "{name} had {big} {goods} in the cellar, sold {a} of them to a travelling merchant on "
+        "day {d} and then split the rest evenly among {c} cousins. How many {goods} did each "
+        "cousin get?",
+        "After the sale {big} - {a} = {rest} {goods} were left; shared among {c} cousins each "
+        "got {rest} / {c} = {share}. #### {share}",
+    ),
+)
+
+
 def benchmark_items(seed: int, count: int) -> list[dict[str, str]]:
-    """The demo's own benchmark: generated problems in GSM8K-like JSONL (question, answer)."""
+    """The demo's own benchmark: generated word problems in GSM8K-like JSONL (question,
+    answer); see _BENCH_TEMPLATES for why they have their own wording."""
     rng = random.Random(seed + 7919)
     items = []
-    for i, item in enumerate(math_paragraphs(rng, count)):
-        items.append({"id": f"demo-{i:03d}", "question": item.question, "answer": item.answer})
+    for i in range(count):
+        question, answer = _BENCH_TEMPLATES[i % len(_BENCH_TEMPLATES)]
+        # Wide ranges: two items of one template share a 10-gram only if their numbers agree.
+        a, b, c, d = (rng.randint(3, 199) for _ in range(4))
+        share = rng.randint(4, 99)
+        values = {
+            "name": _BENCH_NAMES[i % len(_BENCH_NAMES)],
+            "goods": _BENCH_GOODS[(i // len(_BENCH_NAMES)) % len(_BENCH_GOODS)],
+            "a": a,
+            "b": b,
+            "c": c,
+            "d": d,
+            "ab": a * b,
+            "abc": a * b * c,
+            "ac": a * c,
+            "bd": b * d,
+            "total": a * c + b * d,
+            "big": a + share * c,
+            "rest": share * c,
+            "share": share,
+        }
+        items.append(
+            {
+                "id": f"demo-{i:03d}",
+                "question": question.format(**values),
+                "answer": answer.format(**values),
+            }
+        )
     return items
 
 
