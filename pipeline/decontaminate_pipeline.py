@@ -56,11 +56,11 @@ from pipeline.benchmark_loaders import (
 )
 from pipeline.config_errors import ConfigError, raise_if_problems
 from pipeline.ngram_index import BenchmarkIndex, PageMatch
-from pipeline.pool_pipeline import with_default_runner
 from pipeline.pool_schema import POOL_FILE_PREFIX
 from pipeline.records import DeadLetter
 from pipeline.run_output import STATS_FILE, OutputConflict, RunOutput, read_json, write_json_atomic
 from pipeline.stage_counts import StageCounter, counters_from_beam_result, stats_document
+from pipeline.stage_runs import with_default_runner
 
 LOG = logging.getLogger("mathcorpus.decontaminate")
 

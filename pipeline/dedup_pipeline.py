@@ -47,10 +47,10 @@ from pipeline.dedup_outputs import (
     write_dedup_outputs,
 )
 from pipeline.dedup_transforms import DEDUP_STAGES, Deduplicate, prior_index_pattern
-from pipeline.pool_pipeline import format_funnel, with_default_runner
 from pipeline.pool_schema import POOL_FILE_PREFIX, POOL_FORMAT_VERSION
 from pipeline.run_output import STATS_FILE, OutputConflict, RunOutput, read_json
 from pipeline.stage_counts import counters_from_beam_result, stats_document
+from pipeline.stage_runs import format_funnel, with_default_runner
 
 LOG = logging.getLogger("mathcorpus.dedup")
 

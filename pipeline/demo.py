@@ -70,10 +70,11 @@ def run_demo(
     )
     from pipeline.mining_loop import MiningConfig, run_mining
     from pipeline.pool_config import PoolConfig
-    from pipeline.pool_pipeline import format_funnel, run_pool
+    from pipeline.pool_pipeline import run_pool
     from pipeline.run_report import write_report
     from pipeline.sample_crawl import write_sample_crawl
     from pipeline.shards_pipeline import ShardsConfig, run_shards
+    from pipeline.stage_runs import format_funnel
     from tokenizer.cli import tokenizer_main
 
     started = time.monotonic()

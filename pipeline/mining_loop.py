@@ -94,7 +94,6 @@ from pipeline.mining_transforms import (
     sum_pairs,
     under_accepted,
 )
-from pipeline.pool_pipeline import with_default_runner
 from pipeline.pool_schema import POOL_FILE_PREFIX, POOL_SCHEMA
 from pipeline.run_output import OutputConflict, RunOutput, read_json, write_json_atomic
 from pipeline.score_histogram import (
@@ -105,6 +104,7 @@ from pipeline.score_histogram import (
     cut_for_min_score,
 )
 from pipeline.stage_counts import counters_from_beam_result, stats_document
+from pipeline.stage_runs import with_default_runner
 from pipeline.text_sources import BadRecord, SourceFields
 
 LOG = logging.getLogger("mathcorpus.mine")

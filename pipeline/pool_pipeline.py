@@ -46,6 +46,7 @@ from pipeline.pool_schema import POOL_FILE_PREFIX, POOL_FORMAT_VERSION, POOL_SCH
 from pipeline.pool_transforms import DEAD_LETTER, POOL_STAGES, BuildPool, dead_letter_json
 from pipeline.run_output import OutputConflict, RunOutput
 from pipeline.stage_counts import counters_from_beam_result, stats_document
+from pipeline.stage_runs import format_funnel, with_default_runner
 
 LOG = logging.getLogger("mathcorpus.pool")
 DEAD_LETTER_DIR = "dead_letter"
@@ -198,13 +199,6 @@ def pool_stages(config: PoolConfig) -> tuple[str, ...]:
     return (*POOL_STAGES, *dedup)
 
 
-def with_default_runner(beam_args: Sequence[str]) -> list[str]:
-    args = list(beam_args)
-    if not any(a == "--runner" or a.startswith("--runner=") for a in args):
-        args.append("--runner=FnApiRunner")
-    return args
-
-
 def run_pool(config: PoolConfig, beam_args: Sequence[str] = ()) -> dict[str, Any]:
     """Run the pool pipeline; returns the stats document (also written as stats.json)."""
     options = PipelineOptions(with_default_runner(beam_args))
@@ -246,19 +240,6 @@ def output_stats(output: RunOutput) -> dict[str, Any]:
     from pipeline.run_output import STATS_FILE, read_json
 
     return read_json(output.path(STATS_FILE))
-
-
-def format_funnel(stats: dict[str, Any]) -> str:
-    """A short human-readable funnel for the terminal."""
-    lines = [f"{'stage':<10} {'in':>9} {'kept':>9}  dropped / dead-lettered"]
-    for name, s in stats["stages"].items():
-        if not s["in"] and not s["kept"] and not s["dropped"] and not s["dead_lettered"]:
-            continue  # a helper's notes only (e.g. connected-components rounds)
-        losses = {**s["dropped"], **{f"dead:{k}": v for k, v in s["dead_lettered"].items()}}
-        detail = ", ".join(f"{k}={v}" for k, v in losses.items()) or "-"
-        mark = "" if s["balanced"] else "  (UNBALANCED)"
-        lines.append(f"{name:<10} {s['in']:>9} {s['kept']:>9}  {detail}{mark}")
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from pipeline.pool_config import PoolConfig
 from pipeline.pool_schema import pool_row
 from pipeline.records import DeadLetter, Dropped, HtmlResponse
 from pipeline.stage_counts import StageCounter
+from pipeline.stage_runs import CountPassThrough
 
 DEAD_LETTER = "dead_letter"
 # The stages in pipeline order (stats.json lists them in this order).
@@ -191,21 +192,6 @@ class KeepNewestCapture(beam.DoFn):
         if count > 1:
             self._counts.dropped("duplicate_url", count - 1)
         yield best
-
-
-class CountPassThrough(beam.DoFn):
-    """Counts a stage that is switched off (every record kept), so the funnel stays complete."""
-
-    def __init__(self, stage: str) -> None:
-        self._stage = stage
-
-    def setup(self) -> None:
-        self._counts = StageCounter(self._stage)
-
-    def process(self, element: Any) -> Iterator[Any]:
-        self._counts.entered()
-        self._counts.kept()
-        yield element
 
 
 class DecodeAndExtract(beam.DoFn):

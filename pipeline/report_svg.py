@@ -45,7 +45,9 @@ def horizontal_bars(
     for i, (label, value) in enumerate(items):
         y = 24 + i * row
         w = max(1.0, usable * value / top) if value else 0
-        parts.append(f"<text x='{label_w - 6}' y='{y + 14}' text-anchor='end'>{escape(label)}</text>")
+        parts.append(
+            f"<text x='{label_w - 6}' y='{y + 14}' text-anchor='end'>{escape(label)}</text>"
+        )
         parts.append(
             f"<rect x='{label_w}' y='{y + 3}' width='{w:.1f}' height='{row - 6}' fill='{color}'/>"
         )

@@ -73,6 +73,7 @@ from pipeline.run_output import (
     write_json_atomic,
 )
 from pipeline.stage_counts import StageCounter, counters_from_beam_result, stats_document
+from pipeline.stage_runs import CountPassThrough, format_funnel, with_default_runner
 from pipeline.text_sources import (
     FORMATS,
     BadRecord,
@@ -538,21 +539,6 @@ class KeepOneCopy(beam.DoFn):
         yield min(docs, key=_copy_order)
 
 
-class CountPassThrough(beam.DoFn):
-    """Counts a stage that is switched off (every record kept), so the funnel stays complete."""
-
-    def __init__(self, stage: str) -> None:
-        self._stage = stage
-
-    def setup(self) -> None:
-        self._counts = StageCounter(self._stage)
-
-    def process(self, element: Any) -> Iterator[Any]:
-        self._counts.entered()
-        self._counts.kept()
-        yield element
-
-
 def _global(value: Any) -> WindowedValue:
     return WindowedValue(value, GlobalWindow().max_timestamp(), [GlobalWindow()])
 
@@ -772,13 +758,6 @@ class BuildShards(beam.PTransform):
 # --- driver ---
 
 
-def with_default_runner(beam_args: Sequence[str]) -> list[str]:
-    args = list(beam_args)
-    if not any(a == "--runner" or a.startswith("--runner=") for a in args):
-        args.append("--runner=FnApiRunner")
-    return args
-
-
 def load_tokenizer_info(config: ShardsConfig) -> TokenizerInfo:
     try:
         tokenizer = tokenizer_from_json(read_tokenizer_json(config.tokenizer), config.tokenizer)
@@ -893,17 +872,6 @@ def run_shards(config: ShardsConfig, beam_args: Sequence[str] = ()) -> dict[str,
     # place (temp file, then rename).
     write_json_atomic(manifest_path, manifest.to_json())
     return stats
-
-
-def format_funnel(stats: dict[str, Any]) -> str:
-    """A short human-readable funnel for the terminal."""
-    lines = [f"{'stage':<12} {'in':>9} {'kept':>9}  dropped / dead-lettered"]
-    for name, s in stats["stages"].items():
-        losses = {**s["dropped"], **{f"dead:{k}": v for k, v in s["dead_lettered"].items()}}
-        detail = ", ".join(f"{k}={v}" for k, v in losses.items()) or "-"
-        mark = "" if s["balanced"] else "  (UNBALANCED)"
-        lines.append(f"{name:<12} {s['in']:>9} {s['kept']:>9}  {detail}{mark}")
-    return "\n".join(lines)
 
 
 def build_arg_parser() -> argparse.ArgumentParser:

@@ -31,9 +31,7 @@ def test_every_stage_did_real_work(demo: tuple[Path, dict]) -> None:
     iter2 = json.loads((workdir / "mine" / "iter_2" / "stats.json").read_text())
     assert "talk.example" not in iter1["math_domains"]
     assert "talk.example" in iter2["math_domains"]
-    assert {"talk.example/t/algebra", "talk.example/t/calculus"} <= set(
-        iter2["prefixes_accepted"]
-    )
+    assert {"talk.example/t/algebra", "talk.example/t/calculus"} <= set(iter2["prefixes_accepted"])
 
     # Decontamination removes the planted benchmark problems, and names them.
     decon = summary["decontamination"]
@@ -49,7 +47,7 @@ def test_every_stage_did_real_work(demo: tuple[Path, dict]) -> None:
 
 @pytest.mark.slow
 def test_report_shows_every_stage(demo: tuple[Path, dict]) -> None:
-    workdir, summary = demo
+    _, summary = demo
     html = Path(summary["report"]).read_text()
     for title in (
         "Funnel: pool",
