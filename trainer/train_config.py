@@ -355,6 +355,9 @@ class CheckpointConfig:
     """Continue from the newest checkpoint in output_dir/checkpoints when there is one."""
     export_hf: bool = False
     """At the end, also write the model as a Hugging Face Llama folder (output_dir/hf)."""
+    export_tokenizer: str | None = None
+    """tokenizer.json copied into that folder (the manifests name the tokenizer only by its
+    fingerprint, so the file is given here; it must have the manifests' fingerprint)."""
 
     def problems(self) -> list[str]:
         problems: list[str] = []

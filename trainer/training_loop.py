@@ -255,6 +255,20 @@ def _mixture_text(sampler: MixtureSampler) -> str:
     return ";".join(f"{k}={v / total:.4f}" for k, v in sorted(sampler.total_tokens.items()))
 
 
+def _check_export_tokenizer(path: str, expected: str) -> None:
+    """The exported folder must carry the tokenizer the shards were made with."""
+    from tokenizer.loading import fingerprint, load_tokenizer
+
+    found = fingerprint(load_tokenizer(path))
+    if found != expected:
+        raise TrainConfigError(
+            [
+                f"checkpoint.export_tokenizer {path} has fingerprint {found}, but the manifests "
+                f"were tokenized with {expected}: give the tokenizer.json the shards were made with"
+            ]
+        )
+
+
 def train(config: TrainConfig, *, stop_after_step: int | None = None) -> TrainResult:
     """Run (or continue) the training run of `config`; every rank of a torchrun calls it.
 
@@ -285,6 +299,10 @@ def _train(
         config.eval.manifests,
         config.eval.holdout_shards_per_source,
     )
+    if config.checkpoint.export_tokenizer is not None:
+        _check_export_tokenizer(
+            config.checkpoint.export_tokenizer, data.manifest.tokenizer.fingerprint
+        )
     model = build_model(config, data).to(ctx.device)
     model_config = model.config
     if config.train.compile:
@@ -450,7 +468,7 @@ def _train(
         if config.checkpoint.export_hf and ctx.is_main and ctx.strategy != "fsdp":
             from trainer.hf_checkpoint import export_hf_checkpoint
 
-            tok = None  # the tokenizer.json is not in the manifest; the user copies it
+            tok = config.checkpoint.export_tokenizer  # checked against the manifests at start
             export_hf_checkpoint(unwrap(model), out / "hf", tokenizer_json=tok, overwrite=True)
     # The first updates include Numba and kernel warm-up: the mean is over the later half.
     timed = step_times[len(step_times) // 2 :]

@@ -69,11 +69,27 @@ def test_resume_after_a_kill_gives_the_same_loss_curve(tmp_path: Path, real_shar
     assert ea == eb and {d for _, d, _ in ea} == {"code", "math"}
 
 
-def test_cli_run_writes_logs_eval_plot_and_safe_checkpoints(tmp_path: Path, real_shards) -> None:
+def test_cli_run_writes_logs_eval_plot_and_safe_checkpoints(
+    tmp_path: Path, real_shards, trainer_tokenizer, capsys: pytest.CaptureFixture
+) -> None:
     doc = run_doc(tmp_path / "cli", real_shards, packing__algorithm="concat")
     path = tmp_path / "run.json"
     path.write_text(json.dumps(doc))
-    assert train_main(["--config", str(path), "train.steps=6", "checkpoint.export_hf=true"]) == 0
+    tokenizer_json = tmp_path / "tokenizer.json"
+    trainer_tokenizer.save(str(tokenizer_json))
+    other = tmp_path / "other.json"
+    other.write_text(tokenizer_json.read_text().replace('"<|pad|>"', '"<|padding|>"'))
+    # A tokenizer other than the shards' is refused before any training.
+    wrong = ["--config", str(path), "checkpoint.export_hf=true"]
+    assert train_main([*wrong, f"checkpoint.export_tokenizer={other}"]) == 2
+    assert "fingerprint" in capsys.readouterr().err
+    assert not (tmp_path / "cli" / "train_log.csv").exists()
+    args = [
+        "train.steps=6",
+        "checkpoint.export_hf=true",
+        f"checkpoint.export_tokenizer={tokenizer_json}",
+    ]
+    assert train_main(["--config", str(path), *args]) == 0
     out = tmp_path / "cli"
     log = rows(out / "train_log.csv")
     assert [int(r["step"]) for r in log] == list(range(1, 7))
@@ -92,6 +108,7 @@ def test_cli_run_writes_logs_eval_plot_and_safe_checkpoints(tmp_path: Path, real
         json.loads((folder / "train_config.json").read_text())["packing"]["algorithm"] == "concat"
     )
     assert (out / "hf" / "model.safetensors").exists()
+    assert (out / "hf" / "tokenizer.json").read_bytes() == tokenizer_json.read_bytes()
 
     # starting points: our checkpoint, and the Hugging Face export of it, give the same start
     for kind, where in (("checkpoint", folder), ("hf", out / "hf")):
