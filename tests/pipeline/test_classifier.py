@@ -134,3 +134,27 @@ def test_classifier_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
         classifier_main(["train", "--positives", "nope.jsonl", "--negatives", "x", "--output", "o"])
         == 2
     )
+
+
+def test_scoring_counts_tokens_with_the_given_tokenizer(tmp_path: Path) -> None:
+    from pipeline.mining_transforms import ScorePages, estimate_tokens
+    from tests.tokenizer.tiny_tokenizer import write_tiny_tokenizer
+    from tokenizer.loading import load_tokenizer
+
+    pos, neg = seeds(60, 5)
+    train_classifier(pos, neg, str(tmp_path / "model"), SMALL)
+    tokenizer_json = write_tiny_tokenizer(tmp_path / "tok")
+    row = {"doc_id": "d1", "url": "https://a.example/x", "domain": "a.example", "text": pos[0].text}
+    with_tokenizer = ScorePages(str(tmp_path / "model"), str(tokenizer_json))
+    with_tokenizer.setup()
+    scored = next(iter(with_tokenizer.process(row)))
+    expected = len(
+        load_tokenizer(str(tokenizer_json)).encode(pos[0].text, add_special_tokens=False).ids
+    )
+    assert scored["n_tokens"] == expected > 0
+    estimated = ScorePages(str(tmp_path / "model"), None)
+    estimated.setup()
+    assert next(iter(estimated.process(row)))["n_tokens"] == estimate_tokens(pos[0].text)
+    # A row without text is dead-lettered, not a crash.
+    dead = list(estimated.process({"doc_id": "d2", "text": None}))
+    assert len(dead) == 1 and "missing_field" in str(dead[0].value)
