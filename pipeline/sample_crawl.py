@@ -181,7 +181,25 @@ def _topic_body(topic: str, rng: random.Random) -> str:
 # from the page templates would share 10-grams with hundreds of pages. No stretch of 10 words
 # without a number is shared by two items either (every (name, goods) pair is used once), so
 # the contamination report names exactly the planted items.
-_BENCH_NAMES = ("Ilsabet", "Quorvin", "Maelis", "Tobiah", "Renske", "Oduya", "Perpetua", "Zygmunt")
+# 16 names x 3 templates: no two of the 40 items share both a template and a name.
+_BENCH_NAMES = (
+    "Ilsabet",
+    "Quorvin",
+    "Maelis",
+    "Tobiah",
+    "Renske",
+    "Oduya",
+    "Perpetua",
+    "Zygmunt",
+    "Anouk",
+    "Bertrand",
+    "Cosima",
+    "Dagfinn",
+    "Eulalie",
+    "Florian",
+    "Gwendolyn",
+    "Hjalmar",
+)
 _BENCH_GOODS = ("quince jars", "brass lanterns", "felt slippers", "walnut crates", "tin kettles")
 _BENCH_TEMPLATES = (
     (
