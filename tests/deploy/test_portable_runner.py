@@ -13,6 +13,7 @@ inputs with the given Beam args and returns (stats, rows).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.decontaminate_pipeline import DecontaminateConfig, run_decontaminate
 from pipeline.dedup_config import DedupConfig
 from pipeline.dedup_pipeline import run_dedup
 from pipeline.pool_config import PoolConfig
@@ -216,6 +218,9 @@ def folder_records(out: Path) -> list[dict[str, Any]]:
             records.append(
                 {**where, "_file": rel.name, **without_timing(json.loads(path.read_text()))}
             )
+        elif path.suffix == ".npz":  # the decontamination index, written by the driver
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            records.append({**where, "_file": rel.name, "sha256": digest})
         else:
             raise AssertionError(f"unexpected output file {rel}: teach folder_records to read it")
     return records
@@ -258,9 +263,21 @@ def run_shards_case(inputs: Inputs, out: Path, beam_args: list[str]) -> RunResul
     return stats, records
 
 
+def run_decontaminate_case(inputs: Inputs, out: Path, beam_args: list[str]) -> RunResult:
+    # The sample crawl plants some of its own benchmark's problems in its pages.
+    config = DecontaminateConfig(
+        output=str(out), inputs=(str(inputs.pool),), benchmarks=(inputs.sample.benchmark_file,)
+    )
+    stats = run_decontaminate(config, beam_args)
+    records = folder_records(out)
+    assert any(r["_in"] == "removed" for r in records), "no planted page was removed"
+    return stats, records
+
+
 CASES = [
     PortableCase("pool", run_pool_case),
     PortableCase("dedup", run_dedup_case),
+    PortableCase("decontaminate", run_decontaminate_case),
     PortableCase("shards", run_shards_case),
 ]
 
