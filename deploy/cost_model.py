@@ -14,19 +14,23 @@ import sys
 from dataclasses import dataclass
 
 # --- MEASURED: pages (or docs, tokens) per second per core, single process ------------------
+# Measured 2026-12-02 on an otherwise idle 2-core machine (README "Figures").
 # bench/pool_throughput.py on 531 real pages (../shared/data/html): the default path
 # (warcio read, decode, URL normalisation, resiliparse + math extraction, lid.176) as plain
-# functions, and the whole pool pipeline on Beam's FnApiRunner (adds URL dedup's shuffle, the
-# pool's own dedup step and the Parquet write). The machine was shared with other jobs, so the
-# Beam figure is a pessimistic planning figure.
-POOL_FUNCTIONS_PAGES_S = 410
-POOL_BEAM_PAGES_S = 183
-# bench/minhash_throughput.py: 5-gram word shingles + 112-permutation MinHash (Numba).
+# functions, and the whole pool pipeline on Beam's FnApiRunner (adds URL dedup's shuffle and
+# the Parquet write).
+POOL_FUNCTIONS_PAGES_S = 408
+POOL_BEAM_PAGES_S = 193
+# bench/minhash_throughput.py: 5-gram word shingles + 112-permutation MinHash (Numba), whole
+# real pages.
 MINHASH_DOCS_S = 7_900
-# fastText predict, dim 256, word 3-grams, ~600-word documents (DESIGN.md).
-FASTTEXT_DOCS_S = 3_000
+# bench/scoring_throughput.py: our scoring path at the paper's settings (dim 256, word 3-grams),
+# pages truncated to 4,000 characters (the default).
+FASTTEXT_DOCS_S = 1_811
 # bench/shards_throughput.py: BPE encode + Parquet shard write.
-SHARDS_TOKENS_S = 657_000
+SHARDS_TOKENS_S = 1_282_000
+# bench/decontam_throughput.py: 10-gram matching against the full benchmark list.
+DECONTAM_DOCS_S = 5_967
 
 # --- ASSUMED ------------------------------------------------------------------------------
 SNAPSHOT_PAGES = 3.0e9
@@ -44,9 +48,6 @@ COLLECTED_FRACTION = 35.5e6 / 40e9
 """Share of the pool the paper finally collected: 35.5M pages out of a 40B-page pool (2.1)."""
 TOKENS_PER_PAGE = 120e9 / 35.5e6
 """Tokens per collected page: 120B tokens over 35.5M pages (paper section 2.1)."""
-DECONTAM_DOCS_S = MINHASH_DOCS_S
-"""10-gram hashing and set look-ups per document: the same order of work as shingling for
-MinHash, so the MinHash rate is used (not measured separately)."""
 LSH_BANDS = 14
 """Bands per document (pipeline/minhash.py default: 14 bands x 8 rows)."""
 
@@ -81,15 +82,14 @@ class Stage:
 
 
 def band_record_bytes() -> int:
-    """MEASURED: bytes of one shuffled LSH band record ((band, band hash), Member) as Beam's
-    FastPrimitivesCoder encodes it (the coder the near-dedup GroupByKey uses)."""
+    """MEASURED: bytes of one shuffled LSH band record ((band, band hash), (doc_id, length,
+    prior)) as Beam's FastPrimitivesCoder encodes it (the coder the near-dedup GroupByKey uses;
+    pipeline/near_dedup.py sends plain tuples)."""
     from apache_beam.coders import coders
-
-    from pipeline.near_dedup import Member
 
     coder = coders.FastPrimitivesCoder()
     key = (LSH_BANDS - 1, 0x5DEECE66D1234567)  # a 63-bit band hash
-    member = Member("0123456789abcdef", 4096, False)  # 16-hex doc_id, text length
+    member = ("0123456789abcdef", 4096, False)  # 16-hex doc_id, text length, prior pool
     return len(coder.encode(key)) + len(coder.encode(member))
 
 
@@ -109,7 +109,7 @@ def stages() -> list[Stage]:
             "n2-highmem-16",
             8,
         ),
-        Stage("decontaminate", collected, "pages", DECONTAM_DOCS_S, "assumed", "n2-standard-8", 4),
+        Stage("decontaminate", collected, "pages", DECONTAM_DOCS_S, "measured", "n2-standard-8", 4),
         Stage(
             "shards",
             collected * TOKENS_PER_PAGE,
