@@ -7,6 +7,7 @@ run `mathcorpus train` and a Beam worker never imports torch.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -60,6 +61,42 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _import_quietly(module_name: str):
+    """Import a subcommand's module with a handler on the root logger for the duration.
+
+    Beam's optional BigQuery client logs "apitools not found" through `logging.warning` at
+    import time; on a root logger without handlers that call also runs `basicConfig()`, which
+    would silently turn every subcommand's own `logging.basicConfig(level=INFO)` into a no-op
+    (and print a warning about a backend we do not use).
+    """
+    root = logging.getLogger()
+    quiet = logging.NullHandler()
+    root.addHandler(quiet)
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        root.removeHandler(quiet)
+
+
+class _DropBackendNotice(logging.Filter):
+    """Drops Beam's notice about the BigQuery client, which mathcorpus does not use."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "apitools not found" not in record.getMessage()
+
+
+def _configure_logging() -> None:
+    """Our own loggers (`mathcorpus.*`) at INFO; everything else (Beam's chatter) at WARNING.
+
+    Done once here, so each subcommand's `logging.basicConfig` is a no-op under the dispatcher
+    (it still applies when a module is run directly)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_DropBackendNotice())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    logging.getLogger("mathcorpus").setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in {"-h", "--help", "help"}:
@@ -70,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mathcorpus: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module_name, func_name, _ = SUBCOMMANDS[name]
-    func = getattr(importlib.import_module(module_name), func_name)
+    func = getattr(_import_quietly(module_name), func_name)
+    _configure_logging()
     result = func(rest)
     return int(result or 0)
 

@@ -76,7 +76,8 @@ class ChooseExact(beam.DoFn):
         digest, joined = element
         rows = {row["doc_id"]: row for row in joined["new"]}
         if not rows:
-            return  # a prior hash no new page shares
+            # A prior hash no new page shares
+            return
         self._counts.entered(len(rows))
         members = [ExactMember(d, len(r["text"]), False) for d, r in rows.items()]
         members.extend(ExactMember(*m) for m in joined["prior"])

@@ -178,7 +178,8 @@ class BucketEdges(beam.DoFn):
         _, values = element
         members = {m[0]: Member(*m) for m in values}
         if len(members) < 2 or all(m.prior for m in members.values()):
-            return  # nothing to link, or only old documents (settled in an earlier run)
+            # Nothing to link, or only old documents (settled in an earlier run)
+            return
         self._counter.note("buckets_shared")
         edges = bucket_edges(members)
         self._counter.note("edges", len(edges))
