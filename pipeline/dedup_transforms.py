@@ -221,6 +221,8 @@ class Deduplicate(beam.PTransform):
             pairs = rows | "NoPairs" >> beam.FlatMap(lambda _: [])
             rounds = rows | "NoRounds" >> beam.FlatMap(lambda _: [])
 
+        if not sizes:  # neither exact nor near dedup: an empty size list, not a missing one
+            sizes.append(rows | "NoSizes" >> beam.FlatMap(lambda _: []))
         size_counts = (
             sizes
             | "FlattenSizes" >> beam.Flatten()

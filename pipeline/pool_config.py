@@ -89,6 +89,8 @@ class PoolConfig:
             problems.append(f"languages: lower-case codes such as `en`, got {bad_langs}")
         if self.num_shards < 0:
             problems.append(f"num_shards: must be >= 0, got {self.num_shards}")
+        if self.dedup and not (self.dedup_options.exact or self.dedup_options.near):
+            problems.append("dedup: exact and near dedup are both off; use --no-dedup instead")
         raise_if_problems("pool config", problems)
 
     def to_json(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from pipeline.dedup_report import shingle_jaccard
 from pipeline.exact_dedup import decide_exact_group, normalize_for_exact, text_hash
 from pipeline.extractors import extract_page, get_extractor
 from pipeline.minhash import MinHashConfig
+from pipeline.pool_config import PoolConfig
 from pipeline.pool_schema import POOL_SCHEMA, pool_row
 from pipeline.url_normalize import doc_id as url_doc_id
 from tests.conftest import require_shared
@@ -302,3 +303,27 @@ def test_cli_refuses_an_index_made_with_other_settings(
     assert "MinHash settings" in err and "--bands" in err
     assert dedup_main(["--input", str(tmp_path / "none"), "--output", str(tmp_path / "o")]) == 2
     assert "no pool-*.parquet" in capsys.readouterr().err
+
+
+def test_url_check_alone_against_a_prior_pool(real_texts, tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    first = [(f"https://a{i}.example/p", t) for i, t in enumerate(real_texts[:4])]
+    run_dedup(DedupConfig(input=str(write_pool(tmp_path / "p1", first)), output=str(old)))
+    # Same URL with new text, and a copy of an old page under a new URL: with exact and near
+    # dedup off only the URL is checked.
+    second = [(first[0][0], real_texts[10]), ("https://b.example/p", real_texts[1])]
+    off = DedupOptions(exact=False, near=False)
+    new = tmp_path / "new"
+    stats = run_dedup(
+        DedupConfig(
+            input=str(write_pool(tmp_path / "p2", second)),
+            output=str(new),
+            against=(str(old),),
+            options=off,
+        )
+    )
+    assert stats["all_balanced"] and list(stats["stages"]) == ["prior_urls"]
+    assert [r["url"] for r in read_folder(new)] == ["https://b.example/p"]
+    assert [d["duplicate_kind"] for d in read_folder(new / "duplicates")] == ["url"]
+    with pytest.raises(ValueError, match="no-dedup"):
+        PoolConfig(output="x", inputs=("y",), dedup_options=off)
