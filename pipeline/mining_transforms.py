@@ -24,7 +24,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.classifier import METADATA_FILE, MODEL_FILE, MathScorer, probability, seeded_fraction
+from pipeline.classifier import METADATA_FILE, TABLE_FILE, MathScorer, probability, seeded_fraction
 from pipeline.domain_discovery import path_prefixes, under_prefixes
 from pipeline.score_histogram import Cut
 from pipeline.stage_counts import StageCounter
@@ -41,11 +41,12 @@ def estimate_tokens(text: str) -> int:
 
 
 def local_model_dir(model_dir: str) -> str:
-    """The model folder on local disk: itself, or a temporary copy of a gs:// / s3:// one."""
+    """The model folder on local disk: itself, or a temporary copy of a gs:// / s3:// one (only
+    model.json and the 8 MB scoring table: scoring never needs the 2 GB model.bin)."""
     if "://" not in model_dir:
         return model_dir
     tmp = tempfile.mkdtemp(prefix="mathcorpus-model-")
-    for name in (MODEL_FILE, METADATA_FILE):
+    for name in (TABLE_FILE, METADATA_FILE):
         with (
             FileSystems.open(FileSystems.join(model_dir, name)) as src,
             open(os.path.join(tmp, name), "wb") as dst,

@@ -34,7 +34,7 @@ shift
 case "$stage" in
   pool) default_machine=n2-highcpu-16 ;;     # CPU-bound extraction, ~0.5 GB per SDK process
   dedup) default_machine=n2-standard-16 ;;   # MinHash is CPU-bound; shuffle goes to the service
-  mine) default_machine=n2-highmem-16 ;;     # one fastText model (~2 GB) per SDK process
+  mine) default_machine=n2-highcpu-16 ;;     # CPU-bound; 8 MB scoring table per SDK process
   decontaminate) default_machine=n2-standard-8 ;;
   shards) default_machine=n2-standard-8 ;;
   *) default_machine=n2-standard-8 ;;

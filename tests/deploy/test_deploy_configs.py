@@ -250,7 +250,7 @@ def test_submit_scripts_pass_the_portable_options(engine: str, tmp_path: Path) -
 
 @pytest.mark.parametrize(
     ("stage", "machine"),
-    [("pool", "n2-highcpu-16"), ("dedup", "n2-standard-16"), ("mine", "n2-highmem-16")],
+    [("pool", "n2-highcpu-16"), ("dedup", "n2-standard-16"), ("mine", "n2-highcpu-16")],
 )
 def test_dataflow_launch_options_are_beam_options(stage: str, machine: str, tmp_path: Path) -> None:
     env = {"PROJECT": "proj", "REGION": "europe-west4", "BUCKET": "bkt"}
