@@ -225,7 +225,6 @@ class ClassifierTable:
         object.__setattr__(
             self, "_label_prefix", np.frombuffer(LABEL_PREFIX.encode(), dtype=np.uint8).copy()
         )
-        object.__setattr__(self, "_scratch", np.zeros(1024, dtype=np.int64))
 
     @property
     def nwords(self) -> int:
@@ -273,11 +272,9 @@ class ClassifierTable:
 
     def logit_of_bytes(self, data: np.ndarray) -> float:
         """`logit_of_line` of a line given as UTF-8 bytes (uint8 array)."""
-        scratch = self._scratch  # type: ignore[attr-defined]
-        if scratch.shape[0] < data.shape[0] // 2 + 2:
-            # words are separated, so a line of b bytes has at most b/2 + 1 words (+ </s>)
-            scratch = np.zeros(data.shape[0] // 2 + 2, dtype=np.int64)
-            object.__setattr__(self, "_scratch", scratch)
+        # Word hashes: a line of b bytes has at most b/2 + 1 words, plus </s>. Allocated per
+        # call (about a microsecond) so that threads can share one table.
+        scratch = np.empty(data.shape[0] // 2 + 2, dtype=np.int64)
         return float(
             _line_logit(
                 data,

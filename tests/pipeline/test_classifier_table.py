@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import shutil
 from pathlib import Path
@@ -21,7 +20,6 @@ from pipeline.classifier import (
 )
 from pipeline.classifier_table import ClassifierTable
 from pipeline.classifier_text import classifier_text
-from pipeline.extractors import extract_page, get_extractor
 from tests.pipeline.test_classifier import seeds
 
 SMALL = ClassifierConfig(bucket=100_000)
@@ -73,17 +71,12 @@ def test_table_matches_fasttext_on_awkward_lines(trained: Path) -> None:
 
 
 def test_table_matches_fasttext_on_every_real_page(
-    trained: Path, shared_data: Path, html_labels: list[dict[str, str]]
+    trained: Path, real_page_texts: list[tuple[dict[str, str], str]]
 ) -> None:
     model = load_fasttext(trained)
     scorer = MathScorer.load(str(trained))
-    extractor = get_extractor("resiliparse")
     worst = 0.0
-    for row in html_labels:
-        data = (shared_data / row["filename"]).read_bytes()
-        if row["filename"].endswith(".gz"):
-            data = gzip.decompress(data)
-        text = extract_page(data.decode("utf-8", errors="replace"), extractor).text
+    for _row, text in real_page_texts:
         line = classifier_text(text)
         worst = max(worst, abs(scorer.logit(text) - fasttext_logit(model, line)))
     assert worst < 1e-4, worst
