@@ -18,6 +18,9 @@ Lines:
     ours_score         MathScorer.logit: classifier_text + scoring table (what ScorePages does per
                        page), default max_chars 4,000
     ours_score_2k      the same with --max-chars 2000 (the pages' first ~300 words)
+    beam_score_pages   ScorePages, the mining loop's scoring DoFn (score + token estimate +
+                       counters + output row), on Beam's FnApiRunner, after start-up (the
+                       difference between a large and a 200-doc run)
 
 At dim 256 with 2M n-gram buckets the input matrix is 2 GB: every token and n-gram is a random
 1 KiB row read, so fastText's time is mostly memory latency. The scoring table keeps one float per
@@ -31,6 +34,7 @@ import argparse
 import gzip
 import json
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -74,11 +78,46 @@ def best_rate(fn: Callable[[list[str]], None], docs: list[str], repeat: int) -> 
     return len(docs) / best
 
 
+def beam_seconds(model_dir: str, texts: list[str], n_docs: int) -> float:
+    """Wall seconds of ScorePages (the mining loop's scoring DoFn) over n_docs rows made from
+    texts, on FnApiRunner. Rows are made inside the pipeline: `Create` of large elements costs
+    milliseconds each and would be measured instead."""
+    import apache_beam as beam
+
+    from pipeline.mining_transforms import ScorePages
+
+    def row(i: int) -> dict[str, str]:
+        text = texts[i % len(texts)]
+        return {"doc_id": f"d{i}", "url": f"https://x.example/{i}", "domain": "x", "text": text}
+
+    start = time.perf_counter()
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        _ = (
+            p
+            | beam.Create(range(n_docs), reshuffle=False)
+            | beam.Map(row)
+            | beam.ParDo(ScorePages(model_dir, None))
+            | beam.combiners.Count.Globally()
+        )
+    return time.perf_counter() - start
+
+
+def beam_rate(model_dir: str, texts: list[str], n_docs: int) -> float:
+    """docs/s of ScorePages in Beam after start-up: (big - small run) / their time difference."""
+    small = 200
+    small_s = min(beam_seconds(model_dir, texts, small) for _ in range(2))
+    big_s = beam_seconds(model_dir, texts, n_docs)
+    return (n_docs - small) / max(big_s - small_s, 1e-9)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--docs", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument(
+        "--beam-multiple", type=int, default=3, help="the Beam line scores docs x this many"
+    )
     args = parser.parse_args()
     texts = real_texts()
     if not texts:
@@ -92,12 +131,12 @@ def main() -> int:
         SeedDoc(f"n{i}", " ".join(prose_paragraph(rng, topics[i % 6], 6) for _ in range(4)))
         for i in range(2000)
     ]
-    with tempfile.TemporaryDirectory() as tmp:
-        train_classifier(pos, neg, tmp, ClassifierConfig())
-        scorer = MathScorer.load(tmp)
-        import fasttext
+    model_dir = tempfile.mkdtemp(prefix="mathcorpus-bench-")
+    train_classifier(pos, neg, model_dir, ClassifierConfig())
+    scorer = MathScorer.load(model_dir)
+    import fasttext
 
-        model = fasttext.load_model(f"{tmp}/model.bin")
+    model = fasttext.load_model(f"{model_dir}/model.bin")
     words = sum(len(d.split()) for d in docs) / len(docs)
     print(f"{len(docs)} docs ({len(texts)} distinct real pages), {words:.0f} words/doc on average")
 
@@ -144,6 +183,8 @@ def main() -> int:
         "ours_score": best_rate(ours, docs, args.repeat),
         "ours_score_2k": best_rate(ours_2k, docs, args.repeat),
     }
+    rates["beam_score_pages"] = beam_rate(model_dir, texts, len(docs) * args.beam_multiple)
+    shutil.rmtree(model_dir)
     base = rates["baseline_predict"]
     for name, rate in rates.items():
         print(f"{name:<18} {rate:>9,.0f} docs/s/core   x{rate / base:.2f} vs baseline")

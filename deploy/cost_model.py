@@ -24,11 +24,12 @@ POOL_BEAM_PAGES_S = 193
 # bench/minhash_throughput.py: 5-gram word shingles + 112-permutation MinHash (Numba), whole
 # real pages.
 MINHASH_DOCS_S = 7_900
-# bench/scoring_throughput.py: our scoring path at the paper's settings (dim 256, word 3-grams),
-# pages truncated to 4,000 characters (the default): the scoring table (classifier_table.py).
-# Measured in a later session on a slower machine (the same fastText baseline ran at 836 docs/s
-# there against 1,761 here), so this is a low figure.
-FASTTEXT_DOCS_S = 5_310
+# bench/scoring_throughput.py, line beam_score_pages: the mining loop's scoring DoFn on Beam's
+# FnApiRunner at the paper's settings (dim 256, word 3-grams), pages truncated to 4,000
+# characters, through the scoring table (classifier_table.py). Measured in a later session on a
+# slower machine (the same fastText baseline ran at 906 docs/s there against 1,761 here), so
+# this is a low figure.
+FASTTEXT_DOCS_S = 4_164
 # bench/shards_throughput.py: BPE encode + Parquet shard write.
 SHARDS_TOKENS_S = 1_282_000
 # bench/decontam_throughput.py: 10-gram matching against the full benchmark list.
