@@ -34,7 +34,7 @@ ours / DataTrove (pages/s: higher is faster; memory, on peak RSS: lower is leane
 TeX recall on the math pages (labels.csv label "math"): for each math page whose URL is in a
 tool's output, the share of the TeX expressions in the page source that appear in the
 extracted text, white space ignored; the metric (source_tex, tex_recall, squeeze) is imported
-from tests/pipeline/test_extractors_real_pages.py, so it is the one the extractor tests use.
+from tests/pipeline/extract/test_extractors_real_pages.py, so it is the one the extractor tests use.
 Mean over the kept math pages that have TeX in their source; how many math pages each tool
 kept is reported beside it, as is the mean over the math pages every tool kept. Pages whose
 maths is MathML only (no TeX anywhere in the source) have no expressions to recall, so our
@@ -429,7 +429,7 @@ def run_ours(files: list[Path], work: Path, extractor: str | None) -> ToolRun:
 def math_recall(run: ToolRun, pages: list, to_output_url) -> dict[str, object]:
     """TeX recall on the math pages present in `run`'s output (metric from the extractor tests)."""
     sys.path.insert(0, str(REPO))
-    from tests.pipeline.test_extractors_real_pages import tex_recall
+    from tests.pipeline.extract.test_extractors_real_pages import tex_recall
 
     per_page: dict[str, dict[str, object]] = {}
     for page in pages:
@@ -588,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from compare_datatrove_inputs import build_input_folder, flat_name, real_warc_files
 
-    from pipeline.url_normalize import normalize_url
+    from pipeline.pool.url_normalize import normalize_url
 
     versions = ensure_datatrove_venv()
     print("DataTrove venv: " + ", ".join(f"{k} {v}" for k, v in versions.items()))

@@ -39,9 +39,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.benchmark_loaders import BenchmarkItem, load_benchmarks  # noqa: E402
-from pipeline.extractors import extract_page, get_extractor  # noqa: E402
-from pipeline.ngram_index import BenchmarkIndex  # noqa: E402
+from pipeline.decontaminate.benchmarks import BenchmarkItem, load_benchmarks  # noqa: E402
+from pipeline.decontaminate.ngram_index import BenchmarkIndex  # noqa: E402
+from pipeline.extract.extractors import extract_page, get_extractor  # noqa: E402
 
 SHARED = Path(os.environ.get("MATHCORPUS_SHARED_DATA", REPO.parent / "shared" / "data"))
 TARGET_PAGES_PER_S = 2000

@@ -74,8 +74,8 @@ def write_pool(folder: Path, docs: list[tuple[str, str]], rows_per_file: int = 5
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline.pool_schema import POOL_SCHEMA, pool_row
-    from pipeline.url_normalize import doc_id
+    from pipeline.pool.schema import POOL_SCHEMA, pool_row
+    from pipeline.pool.url_normalize import doc_id
 
     folder.mkdir(parents=True)
     when = datetime(2024, 1, 1, tzinfo=UTC)
@@ -113,7 +113,7 @@ def clusters_in_one_process(texts: list[str], config) -> int:
     equal neighbours."""
     import numpy as np
 
-    from pipeline.minhash import text_band_keys
+    from pipeline.dedup.minhash import text_band_keys
 
     keys = np.empty((len(texts), config.bands), dtype=np.int64)
     valid = np.empty(len(texts), dtype=bool)
@@ -146,10 +146,10 @@ def run_one_size(n: int, words: int, beam_max: int) -> dict:
     """Runs in a child process: time signatures and the whole dedup for n documents."""
     import logging
 
-    from pipeline.dedup_config import DedupConfig
-    from pipeline.dedup_pipeline import run_dedup
-    from pipeline.minhash import MinHashConfig, signatures
-    from pipeline.shingles import char_tables
+    from pipeline.dedup.config import DedupConfig
+    from pipeline.dedup.minhash import MinHashConfig, signatures
+    from pipeline.dedup.pipeline import run_dedup
+    from pipeline.dedup.shingles import char_tables
 
     logging.disable(logging.WARNING)
     docs = make_docs(n, words, seed=n)
@@ -166,7 +166,7 @@ def run_one_size(n: int, words: int, beam_max: int) -> dict:
     if n <= 10_000:
         from datasketch import MinHash
 
-        from pipeline.shingles import shingles
+        from pipeline.dedup.shingles import shingles
 
         sample = texts[:2000]
         prepared = [[s.encode() for s in set(shingles(t))] for t in sample]

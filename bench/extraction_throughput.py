@@ -31,8 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.extractors import EXTRACTOR_NAMES, extract_page, get_extractor  # noqa: E402
-from pipeline.math_markup import has_math_markers, rewrite_math  # noqa: E402
+from pipeline.extract.extractors import EXTRACTOR_NAMES, extract_page, get_extractor  # noqa: E402
+from pipeline.extract.math_markup import has_math_markers, rewrite_math  # noqa: E402
 
 SHARED_HTML = Path(os.environ.get("MATHCORPUS_SHARED_DATA", REPO.parent / "shared" / "data")) / (
     "html"

@@ -36,9 +36,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.minhash import MinHashConfig, signatures, signatures_of_batch  # noqa: E402
-from pipeline.near_dedup import DEFAULT_BATCH_SIZE  # noqa: E402
-from pipeline.shingles import char_tables, shingle_batch  # noqa: E402
+from pipeline.dedup.minhash import MinHashConfig, signatures, signatures_of_batch  # noqa: E402
+from pipeline.dedup.near import DEFAULT_BATCH_SIZE  # noqa: E402
+from pipeline.dedup.shingles import char_tables, shingle_batch  # noqa: E402
 
 SHARED_HTML = Path(os.environ.get("MATHCORPUS_SHARED_DATA", REPO.parent / "shared" / "data")) / (
     "html"

@@ -93,11 +93,11 @@ def main() -> int:
 
     import trafilatura
 
-    from pipeline.charset_decode import decode_html
-    from pipeline.extractors import EXTRACTOR_NAMES, extract_page, get_extractor
-    from pipeline.language_id import shared_identifier
-    from pipeline.url_normalize import doc_id, normalize_url
-    from pipeline.warc_reader import iter_warc_records
+    from pipeline.extract.extractors import EXTRACTOR_NAMES, extract_page, get_extractor
+    from pipeline.extract.language_id import shared_identifier
+    from pipeline.pool.charset_decode import decode_html
+    from pipeline.pool.url_normalize import doc_id, normalize_url
+    from pipeline.pool.warc_reader import iter_warc_records
 
     pages = real_pages()
     tmp = Path(tempfile.mkdtemp(prefix="mathcorpus-bench-"))
@@ -167,8 +167,8 @@ def main() -> int:
         figures[f"end_to_end_{name}"] = timed(end_to_end, args.repeat)
 
     # The real Beam pipeline (FnApiRunner, one process), on several copies of the pages.
-    from pipeline.pool_config import PoolConfig
-    from pipeline.pool_pipeline import run_pool
+    from pipeline.pool.config import PoolConfig
+    from pipeline.pool.pipeline import run_pool
 
     big = tmp / "real-pages-x.warc.gz"
     write_warc(pages, big, copies=args.beam_copies)

@@ -14,7 +14,7 @@ Lines:
     fasttext_hidden    fastText's hidden vector (get_sentence_vector) . (w_math - w_other) on lines
                        preprocessed in advance: the exact log-odds the slow way
     ours_table         MathScorer.logit_of_line on the same lines: the scoring table
-                       (pipeline/classifier_table.py), the same log-odds as fasttext_hidden
+                       (pipeline/mine/classifier_table.py), the same log-odds as fasttext_hidden
     ours_score         MathScorer.logit: classifier_text + scoring table (what ScorePages does per
                        page), default max_chars 4,000
     ours_score_2k      the same with --max-chars 2000 (the pages' first ~300 words)
@@ -46,9 +46,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.classifier import ClassifierConfig, MathScorer, SeedDoc, train_classifier  # noqa: E402
-from pipeline.classifier_text import classifier_text  # noqa: E402
-from pipeline.sample_pages import TOPICS, prose_paragraph, seed_page_text  # noqa: E402
+from mathcorpus.sample_pages import TOPICS, prose_paragraph, seed_page_text  # noqa: E402
+from pipeline.mine.classifier import ClassifierConfig, MathScorer, SeedDoc, train_classifier  # noqa: E402
+from pipeline.mine.classifier_text import classifier_text  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data" / "html"
 
@@ -84,7 +84,7 @@ def beam_seconds(model_dir: str, texts: list[str], n_docs: int) -> float:
     milliseconds each and would be measured instead."""
     import apache_beam as beam
 
-    from pipeline.mining_transforms import ScorePages
+    from pipeline.mine.transforms import ScorePages
 
     def row(i: int) -> dict[str, str]:
         text = texts[i % len(texts)]

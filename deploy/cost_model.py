@@ -52,7 +52,7 @@ COLLECTED_FRACTION = 35.5e6 / 40e9
 TOKENS_PER_PAGE = 120e9 / 35.5e6
 """Tokens per collected page: 120B tokens over 35.5M pages (paper section 2.1)."""
 LSH_BANDS = 14
-"""Bands per document (pipeline/minhash.py default: 14 bands x 8 rows)."""
+"""Bands per document (pipeline/dedup/minhash.py default: 14 bands x 8 rows)."""
 
 # Prices in USD, list prices of us-central1 as we last saw them; check the pricing pages
 # (cloud.google.com/dataflow/pricing, cloud.google.com/compute/vm-instance-pricing).
@@ -87,7 +87,7 @@ class Stage:
 def band_record_bytes() -> int:
     """MEASURED: bytes of one shuffled LSH band record ((band, band hash), (doc_id, length,
     prior)) as Beam's FastPrimitivesCoder encodes it (the coder the near-dedup GroupByKey uses;
-    pipeline/near_dedup.py sends plain tuples)."""
+    pipeline/dedup/near.py sends plain tuples)."""
     from apache_beam.coders import coders
 
     coder = coders.FastPrimitivesCoder()

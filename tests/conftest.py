@@ -40,7 +40,7 @@ def real_page_texts(
     """(labels.csv row, text extracted with the default extractor) for every real page."""
     import gzip
 
-    from pipeline.extractors import extract_page, get_extractor
+    from pipeline.extract.extractors import extract_page, get_extractor
 
     extractor = get_extractor("resiliparse")
     out = []

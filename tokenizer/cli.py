@@ -10,7 +10,7 @@ verify and summarise shard manifests.
     mathcorpus manifest show runs/shards                # tokens per source and domain
 
 The manifest commands and `tokenizer info` need neither Beam nor torch. `tokenizer train` reads
-its sample with pipeline/text_sources.py (pure Python, no Beam), imported only when it runs.
+its sample with pipeline/shards/text_sources.py (pure Python, no Beam), imported only when it runs.
 """
 
 from __future__ import annotations
@@ -76,8 +76,8 @@ def _sample_texts(
 ) -> Iterator[str]:
     # Pure-Python readers from the pipeline package (no Beam import); the trainer never runs
     # this command, so the tokenizer -> pipeline import stays out of GPU hosts.
-    from pipeline.code_filters import CodeFilterConfig, code_drop_reason
-    from pipeline.text_sources import SourceFields, sample_local_documents
+    from pipeline.shards.code_filters import CodeFilterConfig, code_drop_reason
+    from pipeline.shards.text_sources import SourceFields, sample_local_documents
 
     code_filter = CodeFilterConfig()
     extensions = code_filter.extension_map()

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from apache_beam.options.pipeline_options import FlinkRunnerOptions, PipelineOptions
 
-from pipeline.pool_pipeline import build_arg_parser as pool_arg_parser
+from pipeline.pool.pipeline import build_arg_parser as pool_arg_parser
 from tests.conftest import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"

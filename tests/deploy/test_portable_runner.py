@@ -29,15 +29,15 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.decontaminate_pipeline import DecontaminateConfig, run_decontaminate
-from pipeline.dedup_config import DedupConfig
-from pipeline.dedup_pipeline import run_dedup
-from pipeline.pool_config import PoolConfig
-from pipeline.pool_pipeline import main as pool_main
-from pipeline.pool_pipeline import run_pool
-from pipeline.run_output import STATS_FILE, read_json
-from pipeline.sample_crawl import SampleCrawl, write_sample_crawl
-from pipeline.shards_pipeline import ShardsConfig, run_shards
+from mathcorpus.sample_crawl import SampleCrawl, write_sample_crawl
+from pipeline.core.run_output import STATS_FILE, read_json
+from pipeline.decontaminate.pipeline import DecontaminateConfig, run_decontaminate
+from pipeline.dedup.config import DedupConfig
+from pipeline.dedup.pipeline import run_dedup
+from pipeline.pool.config import PoolConfig
+from pipeline.pool.pipeline import main as pool_main
+from pipeline.pool.pipeline import run_pool
+from pipeline.shards.pipeline import ShardsConfig, run_shards
 from tests.conftest import REPO_ROOT
 from tests.tokenizer.tiny_tokenizer import write_tiny_tokenizer
 

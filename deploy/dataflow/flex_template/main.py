@@ -17,9 +17,9 @@ from collections.abc import Sequence
 
 # stage -> module with build_arg_parser() and main(argv) (the `mathcorpus` subcommands).
 STAGE_MODULES = {
-    "pool": "pipeline.pool_pipeline",
-    "dedup": "pipeline.dedup_pipeline",
-    "shards": "pipeline.shards_pipeline",
+    "pool": "pipeline.pool.pipeline",
+    "dedup": "pipeline.dedup.pipeline",
+    "shards": "pipeline.shards.pipeline",
 }
 
 

@@ -1,0 +1,736 @@
+"""A compact hashed n-gram index of benchmark texts, and the page matcher (no Beam here).
+
+The rule (DeepSeekMath section 2.1, decontamination): a page is contaminated when it contains
+any n-gram (n = 10 in the paper) of a benchmark text; a benchmark text of `min_short` to n-1
+grams contaminates a page that contains the whole text exactly (gram for gram); shorter texts
+are ignored. Grams come from `decontam_normalize.grams` on both sides.
+
+Storage: every n-gram (and every short text) becomes one 64-bit key; keys live in two sorted
+`uint64` arrays (long n-grams, short texts) with a parallel `int32` array naming the benchmark
+item of each key (a key shared by several items appears once per item). A bucket table (the top
+bits of the key -> first row) makes a lookup one or two comparisons, and a one-hash bit filter
+(8 bits per key) answers most misses from a table small enough to stay in cache. For the full
+benchmark list (13,253 items, 1.1M keys) this is 18.8 MiB, shipped to workers as a side input
+(a Python set of gram tuples holding the same takes ~190 MiB: bench/decontam_throughput.py).
+
+Keys: each gram is hashed with 64-bit FNV-1a over its UTF-8 bytes, then mixed with MurmurHash3's
+finaliser; a sequence of L gram hashes folds as `s = s * P + h` (mod 2^64) and its key is
+`fmix64(s ^ L * LENGTH_MIX)`. On a page the n-gram states roll in O(1) per position
+(`s' = (s - h_i * P^(n-1)) * P + h_(i+n)`); short texts are looked up only at positions whose
+gram can start one (a bit filter on first grams). Two different gram sequences share a key with
+probability ~2^-64 per pair.
+
+Numba compiles the kernels when it is installed (the pipeline extra has it); the pure-Python
+reference functions give identical keys and are used without it and in the tests.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from pipeline.decontaminate.benchmarks import BenchmarkItem
+from pipeline.decontaminate.normalize import (
+    CJK,
+    NORMALIZATION_VERSION,
+    SEP,
+    char_tables,
+    gram_spans,
+    normalize_latex,
+)
+
+try:
+    import numba
+except ImportError:  # pragma: no cover - workers without numba use the reference path
+    numba = None
+
+INDEX_FORMAT_VERSION = 1
+HASH_VERSION = 1
+
+_MASK = (1 << 64) - 1
+_FNV_OFFSET = 0xCBF29CE484222325
+_FNV_PRIME = 0x100000001B3
+_POLY = 0x9E3779B97F4A7C15  # odd: multiplication by it is a bijection mod 2^64
+_LENGTH_MIX = 0xC2B2AE3D27D4EB4F
+_SEP = SEP
+_CJK = CJK
+# A page's full scan (only for pages already found contaminated) stops after this many
+# (position, item) hits: enough to name every leaked item of any real page.
+MAX_HITS_PER_PAGE = 100_000
+# Longest matched span reported, in grams (a whole copied solution can be thousands).
+MAX_SPAN_GRAMS = 200
+
+
+# --- reference (pure Python) hashing -------------------------------------------------------
+
+
+def _fmix64_int(h: int) -> int:
+    h ^= h >> 33
+    h = (h * 0xFF51AFD7ED558CCD) & _MASK
+    h ^= h >> 33
+    h = (h * 0xC4CEB93FE185EC53) & _MASK
+    return h ^ (h >> 33)
+
+
+def gram_hash_reference(gram: str) -> int:
+    """64-bit hash of one gram: FNV-1a over its UTF-8 bytes, then fmix64."""
+    h = _FNV_OFFSET
+    for byte in gram.encode("utf-8"):
+        h = ((h ^ byte) * _FNV_PRIME) & _MASK
+    return _fmix64_int(h)
+
+
+def sequence_key_reference(gram_hashes: Sequence[int]) -> int:
+    """The key of a gram sequence (an n-gram or a whole short text)."""
+    state = 0
+    for h in gram_hashes:
+        state = (state * _POLY + h) & _MASK
+    return _fmix64_int(state ^ ((len(gram_hashes) * _LENGTH_MIX) & _MASK))
+
+
+def _page_grams_reference(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    spans = gram_spans(text)
+    hashes = np.array([gram_hash_reference(g) for g, _, _ in spans], dtype=np.uint64)
+    begins = np.array([b for _, b, _ in spans], dtype=np.int64)
+    ends = np.array([e for _, _, e in spans], dtype=np.int64)
+    return hashes, begins, ends
+
+
+def _window_keys_reference(hashes: np.ndarray, length: int) -> np.ndarray:
+    values = [int(h) for h in hashes]
+    keys = [sequence_key_reference(values[i : i + length]) for i in range(len(values) - length + 1)]
+    return np.array(keys, dtype=np.uint64)
+
+
+def _lookup_reference(keys: np.ndarray, offsets: np.ndarray, shift: int, key: int) -> range:
+    b = key >> shift
+    lo, hi = int(offsets[b]), int(offsets[b + 1])
+    start = lo + int(np.searchsorted(keys[lo:hi], np.uint64(key), side="left"))
+    stop = lo + int(np.searchsorted(keys[lo:hi], np.uint64(key), side="right"))
+    return range(start, stop)
+
+
+def _match_reference(
+    hashes: np.ndarray,
+    n: int,
+    long_keys: np.ndarray,
+    long_offsets: np.ndarray,
+    long_shift: int,
+    short_keys: np.ndarray,
+    short_offsets: np.ndarray,
+    short_shift: int,
+    short_mask: np.ndarray,
+    first_only: bool,
+    cap: int,
+) -> list[tuple[int, int, int, int]]:
+    """(position, length, table 0=long 1=short, row) for every hit, in page order."""
+    values = [int(h) for h in hashes]
+    hits: list[tuple[int, int, int, int]] = []
+    for i in range(len(values)):
+        state = 0
+        for length in range(1, min(n, len(values) - i) + 1):
+            state = (state * _POLY + values[i + length - 1]) & _MASK
+            if length == n:
+                table, keys, offsets, shift = 0, long_keys, long_offsets, long_shift
+            elif short_mask[length]:
+                table, keys, offsets, shift = 1, short_keys, short_offsets, short_shift
+            else:
+                continue
+            if len(keys) == 0:
+                continue
+            key = _fmix64_int(state ^ ((length * _LENGTH_MIX) & _MASK))
+            for row in _lookup_reference(keys, offsets, shift, key):
+                hits.append((i, length, table, row))
+                if first_only or len(hits) >= cap:
+                    return hits
+    return hits
+
+
+# --- numba kernels (same arithmetic on uint64) -----------------------------------------------
+
+if numba is not None:
+    _U = numba.uint64
+
+    @numba.njit(cache=True, nogil=True)
+    def _fmix64_nb(h):  # pragma: no cover - compiled
+        h ^= h >> _U(33)
+        h *= _U(0xFF51AFD7ED558CCD)
+        h ^= h >> _U(33)
+        h *= _U(0xC4CEB93FE185EC53)
+        return h ^ (h >> _U(33))
+
+    @numba.njit(cache=True, nogil=True)
+    def _fnv_utf8_nb(h, cp):  # pragma: no cover - compiled
+        """FNV-1a over the UTF-8 bytes of one code point."""
+        if cp < 0x80:
+            return (h ^ _U(cp)) * _U(_FNV_PRIME)
+        if cp < 0x800:
+            h = (h ^ _U(0xC0 | (cp >> 6))) * _U(_FNV_PRIME)
+            return (h ^ _U(0x80 | (cp & 0x3F))) * _U(_FNV_PRIME)
+        if cp < 0x10000:
+            h = (h ^ _U(0xE0 | (cp >> 12))) * _U(_FNV_PRIME)
+            h = (h ^ _U(0x80 | ((cp >> 6) & 0x3F))) * _U(_FNV_PRIME)
+            return (h ^ _U(0x80 | (cp & 0x3F))) * _U(_FNV_PRIME)
+        h = (h ^ _U(0xF0 | (cp >> 18))) * _U(_FNV_PRIME)
+        h = (h ^ _U(0x80 | ((cp >> 12) & 0x3F))) * _U(_FNV_PRIME)
+        h = (h ^ _U(0x80 | ((cp >> 6) & 0x3F))) * _U(_FNV_PRIME)
+        return (h ^ _U(0x80 | (cp & 0x3F))) * _U(_FNV_PRIME)
+
+    @numba.njit(cache=True, nogil=True)
+    def _scan_nb(cps, t_start, t_length, t_chars, t_classes):  # pragma: no cover - compiled
+        """Grams of a code point array: (hashes, begins, ends), as decontam_normalize does."""
+        n = cps.shape[0]
+        hashes = np.empty(n + 1, dtype=np.uint64)
+        begins = np.empty(n + 1, dtype=np.int64)
+        ends = np.empty(n + 1, dtype=np.int64)
+        count = 0
+        current = 0  # class of the open gram; 0 (SEP) = none open
+        h = _U(_FNV_OFFSET)
+        begin = 0
+        end = 0
+        for index in range(n):
+            cp = cps[index]
+            if cp >= 0x110000:
+                cp = 0x20
+            first = t_start[cp]
+            for k in range(first, first + t_length[cp]):
+                cls = t_classes[k]
+                ch = t_chars[k]
+                if cls == _SEP or cls == _CJK:  # noqa: SIM109 - plain compares for Numba
+                    if current != 0:
+                        hashes[count] = _fmix64_nb(h)
+                        begins[count] = begin
+                        ends[count] = end
+                        count += 1
+                        current = 0
+                    if cls == _CJK:
+                        hashes[count] = _fmix64_nb(_fnv_utf8_nb(_U(_FNV_OFFSET), ch))
+                        begins[count] = index
+                        ends[count] = index + 1
+                        count += 1
+                else:
+                    if cls != current:
+                        if current != 0:
+                            hashes[count] = _fmix64_nb(h)
+                            begins[count] = begin
+                            ends[count] = end
+                            count += 1
+                        h = _U(_FNV_OFFSET)
+                        begin = index
+                        current = cls
+                    h = _fnv_utf8_nb(h, ch)
+                    end = index + 1
+        if current != 0:
+            hashes[count] = _fmix64_nb(h)
+            begins[count] = begin
+            ends[count] = end
+            count += 1
+        return hashes[:count], begins[:count], ends[:count]
+
+    @numba.njit(cache=True, nogil=True)
+    def _window_keys_nb(hashes, length):  # pragma: no cover - compiled
+        m = hashes.shape[0] - length + 1
+        if m <= 0:
+            return np.zeros(0, dtype=np.uint64)
+        out = np.empty(m, dtype=np.uint64)
+        mix = _U(length) * _U(_LENGTH_MIX)
+        for i in range(m):
+            state = _U(0)
+            for j in range(length):
+                state = state * _U(_POLY) + hashes[i + j]
+            out[i] = _fmix64_nb(state ^ mix)
+        return out
+
+    @numba.njit(cache=True, nogil=True)
+    def _probe_nb(keys, offsets, shift, key, i, length, table, out, count):  # pragma: no cover
+        """Append (i, length, table, row) for every row holding `key`; the new count.
+
+        Called only after the bit filter passed: array arguments cost reference counting per
+        call, so the filter test itself is written inline in the caller.
+        """
+        b = key >> shift
+        for row in range(offsets[b], offsets[b + _U(1)]):
+            k = keys[row]
+            if k == key:
+                if count < out.shape[0]:
+                    out[count, 0] = i
+                    out[count, 1] = length
+                    out[count, 2] = table
+                    out[count, 3] = row
+                count += 1
+            elif k > key:
+                break
+        return count
+
+    @numba.njit(cache=True, nogil=True)
+    def _match_nb(  # pragma: no cover - compiled
+        hashes,
+        n,
+        long_keys,
+        long_offsets,
+        long_shift,
+        long_bloom,
+        short_keys,
+        short_offsets,
+        short_shift,
+        short_bloom,
+        short_first_bloom,
+        short_mask,
+        max_short,
+        first_only,
+        out,
+    ):
+        m = hashes.shape[0]
+        cap = out.shape[0]
+        count = 0
+        has_long = long_keys.shape[0] > 0
+        has_short = short_keys.shape[0] > 0
+        long_bits = _U(long_bloom.shape[0] * 64 - 1)
+        short_bits = _U(short_bloom.shape[0] * 64 - 1)
+        first_bits = _U(short_first_bloom.shape[0] * 64 - 1)
+        # Short texts (the rare case): only where a short text's first gram could start.
+        if has_short:
+            for i in range(m):
+                bit = hashes[i] & first_bits
+                if ((short_first_bloom[bit >> _U(6)] >> (bit & _U(63))) & _U(1)) == _U(0):
+                    continue
+                state = _U(0)
+                for length in range(1, min(max_short, m - i) + 1):
+                    state = state * _U(_POLY) + hashes[i + length - 1]
+                    if not short_mask[length]:
+                        continue
+                    key = _fmix64_nb(state ^ (_U(length) * _U(_LENGTH_MIX)))
+                    bit = key & short_bits
+                    if (short_bloom[bit >> _U(6)] >> (bit & _U(63))) & _U(1):
+                        count = _probe_nb(
+                            short_keys, short_offsets, short_shift, key, i, length, 1, out, count
+                        )
+                        if count > 0 and (first_only or count >= cap):
+                            return min(count, cap)
+        if not has_long or m < n:
+            return min(count, cap)
+        # n-grams: a rolling polynomial, state_{i+1} = (state_i - h_i * P^(n-1)) * P + h_{i+n},
+        # equal to the direct fold mod 2^64 and O(1) per position.
+        top = _U(1)
+        for _ in range(n - 1):
+            top = top * _U(_POLY)
+        mix = _U(n) * _U(_LENGTH_MIX)
+        state = _U(0)
+        for j in range(n):
+            state = state * _U(_POLY) + hashes[j]
+        for i in range(m - n + 1):
+            if i > 0:
+                state = (state - hashes[i - 1] * top) * _U(_POLY) + hashes[i + n - 1]
+            key = _fmix64_nb(state ^ mix)
+            bit = key & long_bits
+            if (long_bloom[bit >> _U(6)] >> (bit & _U(63))) & _U(1):
+                count = _probe_nb(long_keys, long_offsets, long_shift, key, i, n, 0, out, count)
+                if count > 0 and (first_only or count >= cap):
+                    return min(count, cap)
+        return min(count, cap)
+
+
+def page_grams(text: str, use_numba: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(hashes, begins, ends) of a text's grams; begins/ends are code point offsets in `text`.
+
+    The Numba path reads `decontam_normalize.char_tables()`; the reference path runs
+    `decontam_normalize.gram_spans`; both give the same arrays.
+    """
+    if not (use_numba and numba is not None):
+        return _page_grams_reference(text)
+    tables = char_tables()
+    prepared = normalize_latex(text)
+    # UTF-32 gives one array element per code point (Python's own indexing); lone surrogates
+    # (possible in decoded web text) pass through and fold to separators.
+    cps = np.frombuffer(prepared.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    return _scan_nb(cps, tables.start, tables.length, tables.chars, tables.classes)
+
+
+def window_keys(hashes: np.ndarray, length: int, use_numba: bool = True) -> np.ndarray:
+    """Keys of every `length`-gram window of a gram-hash sequence, in order."""
+    if use_numba and numba is not None:
+        return _window_keys_nb(hashes, length)
+    return _window_keys_reference(hashes, length)
+
+
+# --- the index ------------------------------------------------------------------------------
+
+
+def _bucket_table(keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """(offsets, shift): rows of bucket b are offsets[b]:offsets[b+1], b = key >> shift.
+
+    About two keys per bucket (2^bits >= len/2): a miss, the usual case, costs one or two
+    comparisons; the table adds 4 bytes per bucket (~2 bytes per key).
+    """
+    bits = max(1, int(np.ceil(np.log2(max(2, len(keys) // 2)))))
+    bits = min(bits, 32)
+    shift = 64 - bits
+    buckets = (keys >> np.uint64(shift)).astype(np.int64)
+    offsets = np.searchsorted(buckets, np.arange((1 << bits) + 1), side="left")
+    return offsets.astype(np.uint32 if len(keys) < 2**32 else np.int64), shift
+
+
+def _bloom(keys: np.ndarray, bits_per_key: int) -> np.ndarray:
+    """A one-hash bit filter on the low key bits (the buckets use the high bits).
+
+    With 8 bits per key ~12% of the bits are set, so ~88% of the lookups of a clean page stop
+    at one read of a table 1/8 the size of the keys (1 MiB for a million keys), which stays in
+    cache where the bucket table and the keys would not.
+    """
+    nbits = 1 << max(12, int(np.ceil(np.log2(max(1, len(keys) * bits_per_key)))))
+    words = np.zeros(nbits // 64, dtype=np.uint64)
+    bits = keys & np.uint64(nbits - 1)
+    np.bitwise_or.at(
+        words, (bits >> np.uint64(6)).astype(np.int64), np.uint64(1) << (bits & np.uint64(63))
+    )
+    return words
+
+
+@dataclass(frozen=True, slots=True)
+class ItemMatch:
+    """One benchmark item found in a page."""
+
+    benchmark: str
+    item_id: str
+    rule: str
+    """`ngram` (shares an n-gram with the item) or `exact_short` (contains a short text)."""
+    windows: int
+    """Page positions where one of the item's n-grams (or short texts) starts."""
+    span: str
+    """The longest stretch of the page covered by the item's matches: the page's own text
+    from the first matched gram to the last (at most MAX_SPAN_GRAMS grams)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PageMatch:
+    """The verdict on a contaminated page: its items, the best match first."""
+
+    items: tuple[ItemMatch, ...]
+
+    @property
+    def primary(self) -> ItemMatch:
+        return self.items[0]
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """How the benchmark texts were indexed."""
+
+    items: int = 0
+    texts: int = 0
+    long_texts: int = 0
+    """Texts of n grams or more (matched by n-gram)."""
+    short_texts: int = 0
+    """Texts of min_short..n-1 grams (matched exactly)."""
+    ignored_texts: int = 0
+    """Texts under min_short grams (never matched)."""
+    per_benchmark_items: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BenchmarkIndex:
+    """Sorted 64-bit keys of benchmark n-grams and short texts, with the item of each key."""
+
+    n: int
+    min_short: int
+    long_keys: np.ndarray
+    long_items: np.ndarray
+    long_offsets: np.ndarray
+    long_shift: int
+    short_keys: np.ndarray
+    short_items: np.ndarray
+    short_offsets: np.ndarray
+    short_shift: int
+    short_mask: np.ndarray
+    """bool[n]: short_mask[L] is True when some short text has L grams."""
+    short_first: np.ndarray
+    """uint64, sorted: the hash of the first gram of every short text."""
+    long_bloom: np.ndarray
+    short_bloom: np.ndarray
+    short_first_bloom: np.ndarray
+    benchmarks: tuple[str, ...]
+    item_benchmark: np.ndarray
+    """int32 per item: index into `benchmarks`."""
+    item_ids: tuple[str, ...]
+    stats: IndexStats
+
+    # -- building --
+
+    @classmethod
+    def build(
+        cls, items: Iterable[BenchmarkItem], n: int = 10, min_short: int = 3
+    ) -> BenchmarkIndex:
+        """Index every text of every item (n-grams of long texts; short texts whole)."""
+        if n < 2 or not 1 <= min_short <= n:
+            raise ValueError(f"need n >= 2 and 1 <= min_short <= n, got n={n}, min={min_short}")
+        benchmarks: dict[str, int] = {}
+        item_benchmark: list[int] = []
+        item_ids: list[str] = []
+        long_parts: list[np.ndarray] = []
+        long_item_parts: list[np.ndarray] = []
+        short_keys: list[int] = []
+        short_items: list[int] = []
+        short_first: set[int] = set()
+        short_mask = np.zeros(n, dtype=np.bool_)
+        counts = {"texts": 0, "long": 0, "short": 0, "ignored": 0}
+        per_benchmark: dict[str, int] = {}
+        for item in items:
+            b = benchmarks.setdefault(item.benchmark, len(benchmarks))
+            per_benchmark[item.benchmark] = per_benchmark.get(item.benchmark, 0) + 1
+            row = len(item_ids)
+            item_ids.append(item.item_id)
+            item_benchmark.append(b)
+            for _, text in item.texts:
+                counts["texts"] += 1
+                hashes, _, _ = page_grams(text)
+                if len(hashes) >= n:
+                    keys = window_keys(hashes, n)
+                    long_parts.append(keys)
+                    long_item_parts.append(np.full(len(keys), row, dtype=np.int32))
+                    counts["long"] += 1
+                elif len(hashes) >= min_short:
+                    short_keys.append(sequence_key_reference([int(h) for h in hashes]))
+                    short_first.add(int(hashes[0]))
+                    short_items.append(row)
+                    short_mask[len(hashes)] = True
+                    counts["short"] += 1
+                else:
+                    counts["ignored"] += 1
+        long_keys, long_items = _sorted_unique(long_parts, long_item_parts)
+        s_keys, s_items = _sorted_unique(
+            [np.array(short_keys, dtype=np.uint64)], [np.array(short_items, dtype=np.int32)]
+        )
+        long_offsets, long_shift = _bucket_table(long_keys)
+        short_offsets, short_shift = _bucket_table(s_keys)
+        first = np.array(sorted(short_first), dtype=np.uint64)
+        return cls(
+            n=n,
+            min_short=min_short,
+            long_keys=long_keys,
+            long_items=long_items,
+            long_offsets=long_offsets,
+            long_shift=long_shift,
+            short_keys=s_keys,
+            short_items=s_items,
+            short_offsets=short_offsets,
+            short_shift=short_shift,
+            short_mask=short_mask,
+            long_bloom=_bloom(long_keys, 8),
+            short_first=first,
+            short_bloom=_bloom(s_keys, 16),
+            short_first_bloom=_bloom(first, 16),
+            benchmarks=tuple(benchmarks),
+            item_benchmark=np.array(item_benchmark, dtype=np.int32),
+            item_ids=tuple(item_ids),
+            stats=IndexStats(
+                items=len(item_ids),
+                texts=counts["texts"],
+                long_texts=counts["long"],
+                short_texts=counts["short"],
+                ignored_texts=counts["ignored"],
+                per_benchmark_items=per_benchmark,
+            ),
+        )
+
+    # -- matching --
+
+    def _hits(self, hashes: np.ndarray, first_only: bool, use_numba: bool) -> np.ndarray:
+        """int64 (hits, 4): position, length, table (0 long, 1 short), row in that table."""
+        if use_numba and numba is not None:
+            out = np.empty((1 if first_only else MAX_HITS_PER_PAGE, 4), dtype=np.int64)
+            count = _match_nb(
+                hashes,
+                self.n,
+                self.long_keys,
+                self.long_offsets,
+                np.uint64(self.long_shift),
+                self.long_bloom,
+                self.short_keys,
+                self.short_offsets,
+                np.uint64(self.short_shift),
+                self.short_bloom,
+                self.short_first_bloom,
+                self.short_mask,
+                int(np.flatnonzero(self.short_mask).max(initial=0)),
+                first_only,
+                out,
+            )
+            return out[:count]
+        hits = _match_reference(
+            hashes,
+            self.n,
+            self.long_keys,
+            self.long_offsets,
+            self.long_shift,
+            self.short_keys,
+            self.short_offsets,
+            self.short_shift,
+            self.short_mask,
+            first_only,
+            MAX_HITS_PER_PAGE,
+        )
+        return np.array(hits, dtype=np.int64).reshape(-1, 4)
+
+    def contains_benchmark_text(self, text: str, use_numba: bool = True) -> bool:
+        """True when the page has any benchmark n-gram or short text (stops at the first)."""
+        hashes, _, _ = page_grams(text, use_numba)
+        return len(self._hits(hashes, True, use_numba)) > 0
+
+    def match(self, text: str, use_numba: bool = True) -> PageMatch | None:
+        """None for a clean page; else every item found, the one with most windows first."""
+        hashes, begins, ends = page_grams(text, use_numba)
+        if len(self._hits(hashes, True, use_numba)) == 0:
+            return None
+        hits = self._hits(hashes, False, use_numba)
+        per_item: dict[int, list[tuple[int, int, int]]] = {}
+        for pos, length, table, row in hits.tolist():
+            item = int((self.long_items if table == 0 else self.short_items)[row])
+            per_item.setdefault(item, []).append((pos, length, table))
+        found: list[tuple[int, int, ItemMatch]] = []
+        for item, item_hits in per_item.items():
+            starts = sorted({(pos, length) for pos, length, _ in item_hits})
+            span_start, span_end = _longest_covered(starts)
+            span_end = min(span_end, span_start + MAX_SPAN_GRAMS)
+            rule = "ngram" if any(t == 0 for _, _, t in item_hits) else "exact_short"
+            match = ItemMatch(
+                benchmark=self.benchmarks[int(self.item_benchmark[item])],
+                item_id=self.item_ids[item],
+                rule=rule,
+                windows=len(starts),
+                span=text[int(begins[span_start]) : int(ends[span_end - 1])],
+            )
+            found.append((-len(starts), starts[0][0], match))
+        found.sort(key=lambda t: (t[0], t[1], t[2].benchmark, t[2].item_id))
+        return PageMatch(tuple(m for _, _, m in found))
+
+    # -- size and persistence --
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the arrays (the item-id strings are counted by their UTF-8 length)."""
+        arrays = (
+            self.long_keys,
+            self.long_items,
+            self.long_offsets,
+            self.short_keys,
+            self.short_items,
+            self.short_offsets,
+            self.short_mask,
+            self.long_bloom,
+            self.short_bloom,
+            self.short_first,
+            self.short_first_bloom,
+            self.item_benchmark,
+        )
+        return sum(a.nbytes for a in arrays) + sum(len(i.encode()) for i in self.item_ids)
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "index_format_version": INDEX_FORMAT_VERSION,
+            "hash_version": HASH_VERSION,
+            "normalization_version": NORMALIZATION_VERSION,
+            "n": self.n,
+            "min_short": self.min_short,
+            "long_shift": self.long_shift,
+            "short_shift": self.short_shift,
+            "benchmarks": list(self.benchmarks),
+            "item_ids": list(self.item_ids),
+            "stats": {
+                "items": self.stats.items,
+                "texts": self.stats.texts,
+                "long_texts": self.stats.long_texts,
+                "short_texts": self.stats.short_texts,
+                "ignored_texts": self.stats.ignored_texts,
+                "per_benchmark_items": self.stats.per_benchmark_items,
+                "long_keys": len(self.long_keys),
+                "short_keys": len(self.short_keys),
+                "memory_bytes": self.memory_bytes(),
+            },
+        }
+
+    def save(self, fh: BinaryIO) -> None:
+        """Write as an uncompressed .npz (arrays + a JSON `meta` entry) to a binary file."""
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            long_keys=self.long_keys,
+            long_items=self.long_items,
+            long_offsets=self.long_offsets,
+            short_keys=self.short_keys,
+            short_items=self.short_items,
+            short_offsets=self.short_offsets,
+            short_mask=self.short_mask,
+            short_first=self.short_first,
+            item_benchmark=self.item_benchmark,
+            meta=np.frombuffer(json.dumps(self.meta()).encode("utf-8"), dtype=np.uint8),
+        )
+        fh.write(buffer.getvalue())
+
+    @classmethod
+    def load(cls, fh: BinaryIO) -> BenchmarkIndex:
+        """Read what `save` wrote; ValueError when the format or hash versions differ."""
+        with np.load(io.BytesIO(fh.read()), allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
+        expected = (INDEX_FORMAT_VERSION, HASH_VERSION, NORMALIZATION_VERSION)
+        got = (meta["index_format_version"], meta["hash_version"], meta["normalization_version"])
+        if got != expected:
+            raise ValueError(f"index versions {got} != this code's {expected}: rebuild the index")
+        s = meta["stats"]
+        return cls(
+            n=meta["n"],
+            min_short=meta["min_short"],
+            long_shift=meta["long_shift"],
+            short_shift=meta["short_shift"],
+            benchmarks=tuple(meta["benchmarks"]),
+            item_ids=tuple(meta["item_ids"]),
+            stats=IndexStats(
+                items=s["items"],
+                texts=s["texts"],
+                long_texts=s["long_texts"],
+                short_texts=s["short_texts"],
+                ignored_texts=s["ignored_texts"],
+                per_benchmark_items=s["per_benchmark_items"],
+            ),
+            long_bloom=_bloom(arrays["long_keys"], 8),
+            short_bloom=_bloom(arrays["short_keys"], 16),
+            short_first_bloom=_bloom(arrays["short_first"], 16),
+            **arrays,
+        )
+
+
+def _sorted_unique(
+    key_parts: list[np.ndarray], item_parts: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keys sorted, each (key, item) pair once."""
+    if not key_parts:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int32)
+    keys = np.concatenate(key_parts).astype(np.uint64, copy=False)
+    items = np.concatenate(item_parts).astype(np.int32, copy=False)
+    order = np.lexsort((items, keys))
+    keys, items = keys[order], items[order]
+    if len(keys):
+        keep = np.ones(len(keys), dtype=np.bool_)
+        keep[1:] = (keys[1:] != keys[:-1]) | (items[1:] != items[:-1])
+        keys, items = keys[keep], items[keep]
+    return np.ascontiguousarray(keys), np.ascontiguousarray(items)
+
+
+def _longest_covered(windows: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """(start, end) of the longest union of overlapping gram windows (position, length)."""
+    best = (0, 0)
+    start, end = windows[0][0], windows[0][0] + windows[0][1]
+    for pos, length in windows[1:]:
+        if pos <= end:
+            end = max(end, pos + length)
+            continue
+        if end - start > best[1] - best[0]:
+            best = (start, end)
+        start, end = pos, pos + length
+    if end - start > best[1] - best[0]:
+        best = (start, end)
+    return best

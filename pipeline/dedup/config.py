@@ -1,0 +1,138 @@
+"""Configuration of deduplication: inside the pool pipeline and as `mathcorpus dedup`."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pipeline.core.config_errors import raise_if_problems
+from pipeline.dedup.connected_components import DEFAULT_MAX_ROUNDS
+from pipeline.dedup.minhash import MinHashConfig
+
+# One kept page in this many (by a hash of its doc_id) contributes its near-duplicate pairs to
+# the report's similarity sample: enough pairs to see the threshold, a small shuffle.
+DEFAULT_REPORT_SAMPLE_RATE = 8
+
+
+@dataclass(frozen=True)
+class DedupOptions:
+    """What deduplication does to a set of pool rows."""
+
+    exact: bool = True
+    """Remove pages whose normalised text (NFKC, case folded, whitespace collapsed) is equal."""
+    near: bool = True
+    """Remove near-duplicates found by MinHash LSH (`minhash` below)."""
+    minhash: MinHashConfig = field(default_factory=MinHashConfig)
+    """Shingles, permutations and bands x rows (default 14 x 8: threshold ~0.72)."""
+    max_rounds: int = DEFAULT_MAX_ROUNDS
+    """Large-star/small-star rounds before connected components give up (they converge in
+    O(log n) rounds; a run that needs more stops with an error instead of a wrong answer)."""
+    report_sample_rate: int = DEFAULT_REPORT_SAMPLE_RATE
+    """One kept page in N (by doc_id hash) has its duplicate pairs measured for the report."""
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if not isinstance(self.minhash, MinHashConfig):
+            problems.append(f"minhash must be a MinHashConfig, got {type(self.minhash).__name__}")
+        if self.max_rounds < 1:
+            problems.append(f"max_rounds must be at least 1, got {self.max_rounds}")
+        if self.report_sample_rate < 1:
+            problems.append(f"report_sample_rate must be at least 1, got {self.report_sample_rate}")
+        raise_if_problems("DedupOptions", problems)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    """Everything that decides what `mathcorpus dedup` writes (Beam options excluded)."""
+
+    input: str
+    """Pool folder to deduplicate (local, gs://, s3://): its `pool-*.parquet` are read."""
+    output: str
+    """Output pool folder: kept pages, duplicates/, band_index/, dedup_report.json."""
+    against: tuple[str, ...] = ()
+    """Incremental mode: deduplicated pool folders whose band_index/ the input is compared
+    with. Their pages are never removed or rewritten; input pages that duplicate one of them
+    (or share its URL) are removed."""
+    options: DedupOptions = field(default_factory=DedupOptions)
+    """What is removed and how (see DedupOptions)."""
+    num_shards: int = 0
+    """Number of Parquet files for the kept pages; 0 lets the runner decide."""
+    overwrite: bool = False
+    """Replace a finished output written with a different config instead of stopping."""
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if not self.input:
+            problems.append("input: give a pool folder (--input DIR)")
+        if not self.output:
+            problems.append("output: give an output folder (--output DIR)")
+        if self.input and self.output and self.input.rstrip("/") == self.output.rstrip("/"):
+            problems.append("output must differ from input (the input is read while writing)")
+        if self.output and self.output.rstrip("/") in {a.rstrip("/") for a in self.against}:
+            problems.append("output must differ from every --against folder")
+        if self.num_shards < 0:
+            problems.append(f"num_shards must be >= 0, got {self.num_shards}")
+        if not (self.options.exact or self.options.near or self.against):
+            problems.append("nothing to do: exact and near dedup are both off")
+        raise_if_problems("DedupConfig", problems)
+
+    def output_fingerprint_fields(self) -> dict[str, Any]:
+        fields = asdict(self)
+        fields.pop("output")
+        fields.pop("overwrite")
+        return fields
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def add_dedup_arguments(parser: argparse.ArgumentParser, *, in_pool: bool = False) -> None:
+    """The dedup options, shared by `mathcorpus dedup` and `mathcorpus pool`."""
+    group = parser.add_argument_group("deduplication")
+    if in_pool:
+        group.add_argument(
+            "--no-dedup", action="store_true", help="skip exact and near dedup in the pool"
+        )
+    group.add_argument("--no-exact-dedup", action="store_true")
+    group.add_argument("--no-near-dedup", action="store_true")
+    defaults = MinHashConfig()
+    group.add_argument("--bands", type=int, default=defaults.bands, help="LSH bands (14)")
+    group.add_argument("--rows", type=int, default=defaults.rows, help="rows per band (8)")
+    group.add_argument(
+        "--shingle", choices=("word", "char"), default=defaults.shingle, help="shingle kind"
+    )
+    group.add_argument(
+        "--shingle-size", type=int, default=defaults.n, help="words (or chars) per shingle (5)"
+    )
+    group.add_argument("--minhash-seed", type=int, default=defaults.seed)
+    group.add_argument(
+        "--minhash-hash",
+        choices=("fast", "sha1"),
+        default=defaults.hash_kind,
+        help="shingle hash: fast (default) or sha1 (datasketch-identical, slower)",
+    )
+    group.add_argument("--max-cc-rounds", type=int, default=DEFAULT_MAX_ROUNDS)
+    group.add_argument("--report-sample-rate", type=int, default=DEFAULT_REPORT_SAMPLE_RATE)
+
+
+def dedup_options_from_args(args: argparse.Namespace) -> DedupOptions:
+    minhash = MinHashConfig(
+        num_perm=args.bands * args.rows,
+        bands=args.bands,
+        rows=args.rows,
+        shingle=args.shingle,
+        n=args.shingle_size,
+        seed=args.minhash_seed,
+        hash_kind=args.minhash_hash,
+    )
+    return DedupOptions(
+        exact=not args.no_exact_dedup,
+        near=not args.no_near_dedup,
+        minhash=minhash,
+        max_rounds=args.max_cc_rounds,
+        report_sample_rate=args.report_sample_rate,
+    )

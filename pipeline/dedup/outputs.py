@@ -1,0 +1,129 @@
+"""Writing a Deduplicate result and its report; checking prior band indexes (incremental).
+
+Shared by `mathcorpus dedup` (pipeline/dedup/pipeline.py) and `mathcorpus pool`, which runs the
+same transform after extraction.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.dedup.config import DedupOptions
+from pipeline.dedup.report import build_report
+from pipeline.dedup.schema import (
+    BAND_INDEX_DIR,
+    BAND_INDEX_PREFIX,
+    DUPLICATES_DIR,
+    DUPLICATES_PREFIX,
+    DUPLICATES_SCHEMA,
+    MINHASH_METADATA_KEY,
+    REPORT_FILE,
+    band_index_schema,
+    minhash_json,
+)
+from pipeline.dedup.transforms import prior_index_pattern
+from pipeline.pool.schema import POOL_FILE_PREFIX, POOL_SCHEMA
+
+REPORT_PARTS_DIR = "_report_parts"
+DEDUP_OWNED_GLOBS = (
+    f"{POOL_FILE_PREFIX}-*.parquet",
+    f"{DUPLICATES_DIR}/*",
+    f"{BAND_INDEX_DIR}/*",
+    REPORT_FILE,
+)
+
+
+def match_files(pattern: str) -> list[str]:
+    """Sorted paths matching a pattern on any Beam file system ([] when none)."""
+    try:
+        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    except Exception:  # no match on some file systems raises instead of returning nothing
+        return []
+
+
+def prior_index_problems(pool_dir: str, options: DedupOptions) -> list[str]:
+    """What is wrong with a prior pool for incremental dedup ([] when its band index exists and
+    was made with the same MinHash settings)."""
+    files = match_files(prior_index_pattern(pool_dir))
+    if not files:
+        return [
+            f"--against {pool_dir}: no {BAND_INDEX_DIR}/{BAND_INDEX_PREFIX}-*.parquet there; "
+            "give a pool folder written by `mathcorpus pool` or `mathcorpus dedup`"
+        ]
+    with FileSystems.open(files[0]) as fh:
+        metadata = pq.read_schema(fh).metadata or {}
+    made_with = metadata.get(MINHASH_METADATA_KEY, b"").decode()
+    wanted = minhash_json(options.minhash)
+    if made_with != wanted:
+        return [
+            f"--against {pool_dir}: its band index was made with MinHash settings {made_with} "
+            f"but this run uses {wanted}; use the same --bands/--rows/--shingle/--shingle-size/"
+            "--minhash-seed/--minhash-hash"
+        ]
+    return []
+
+
+def write_dedup_outputs(
+    result: dict[str, beam.PCollection], staging: str, options: DedupOptions, num_shards: int
+) -> None:
+    """Write the Deduplicate result into a staging folder (pool files, duplicates, index and
+    the report parts that `finish_report` turns into dedup_report.json)."""
+    _ = result["pages"] | "WritePool" >> beam.io.WriteToParquet(
+        file_path_prefix=FileSystems.join(staging, POOL_FILE_PREFIX),
+        schema=POOL_SCHEMA,
+        codec="zstd",
+        file_name_suffix=".parquet",
+        num_shards=num_shards,
+    )
+    _ = result["duplicates"] | "WriteDuplicates" >> beam.io.WriteToParquet(
+        file_path_prefix=FileSystems.join(staging, DUPLICATES_DIR, DUPLICATES_PREFIX),
+        schema=DUPLICATES_SCHEMA,
+        codec="zstd",
+        file_name_suffix=".parquet",
+    )
+    _ = result["index"] | "WriteBandIndex" >> beam.io.WriteToParquet(
+        file_path_prefix=FileSystems.join(staging, BAND_INDEX_DIR, BAND_INDEX_PREFIX),
+        schema=band_index_schema(options.minhash),
+        codec="zstd",
+        file_name_suffix=".parquet",
+    )
+    for name in ("pairs", "cluster_sizes", "rounds"):
+        _ = (
+            result[name]
+            | f"{name}Json" >> beam.Map(lambda x: json.dumps(x, sort_keys=True, default=str))
+            | f"Write_{name}"
+            >> beam.io.WriteToText(
+                FileSystems.join(staging, REPORT_PARTS_DIR, name), file_name_suffix=".jsonl"
+            )
+        )
+
+
+def _read_parts(staging: str, name: str) -> list[Any]:
+    records: list[Any] = []
+    for path in match_files(FileSystems.join(staging, REPORT_PARTS_DIR, f"{name}*.jsonl")):
+        with FileSystems.open(path) as fh:
+            records.extend(json.loads(line) for line in fh.read().decode().splitlines() if line)
+    return records
+
+
+def finish_report(staging: str, options: DedupOptions, stats: dict[str, Any]) -> dict[str, Any]:
+    """Build dedup_report.json in the staging folder from the report parts; remove the parts."""
+    report = build_report(
+        size_counts=[tuple(r) for r in _read_parts(staging, "cluster_sizes")],
+        pairs=_read_parts(staging, "pairs"),
+        rounds=[tuple(r) for r in _read_parts(staging, "rounds")],
+        config=options.minhash,
+        sample_rate=options.report_sample_rate,
+        stage_stats=stats["stages"],
+    )
+    parts = FileSystems.join(staging, REPORT_PARTS_DIR)
+    if FileSystems.exists(parts):
+        FileSystems.delete([parts])
+    with FileSystems.create(FileSystems.join(staging, REPORT_FILE)) as fh:
+        fh.write(json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8"))
+    return report

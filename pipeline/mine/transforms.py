@@ -1,0 +1,229 @@
+"""Beam pieces of the mining loop: thin DoFns over the pure logic.
+
+- `ScorePages`: a pool row -> its score row (log-odds, probability, token count); the fastText
+  model (and the tokenizer, when one is given) is loaded once per worker in `setup`.
+- `count_domains` / `count_prefixes`: per-domain and per-prefix (pages, collected) sums.
+- `SampleNegatives`, `SeedExpansion`, `KeepCollected`: the row filters of the seed and final
+  steps, each counting what it keeps and drops.
+
+Counters follow pipeline/core/counters.py: every row that enters a stage is kept, dropped with a
+reason or dead-lettered.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.core.counters import StageCounter
+from pipeline.mine.classifier import (
+    METADATA_FILE,
+    TABLE_FILE,
+    MathScorer,
+    probability,
+    seeded_fraction,
+)
+from pipeline.mine.domain_discovery import path_prefixes, under_prefixes
+from pipeline.mine.score_histogram import Cut
+
+DEAD_LETTER = "dead_letter"
+# Without a tokenizer, tokens are estimated as characters / 4: English BPE vocabularies of
+# 32k-100k entries (GPT-2, Llama, DeepSeek) average about 4 characters per token on web text.
+CHARS_PER_TOKEN_ESTIMATE = 4.0
+
+
+def estimate_tokens(text: str) -> int:
+    """The documented estimate used when no tokenizer is given."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN_ESTIMATE)
+
+
+def local_model_dir(model_dir: str) -> str:
+    """The model folder on local disk: itself, or a temporary copy of a gs:// / s3:// one (only
+    model.json and the 8 MB scoring table: scoring never needs the 2 GB model.bin)."""
+    if "://" not in model_dir:
+        return model_dir
+    tmp = tempfile.mkdtemp(prefix="mathcorpus-model-")
+    for name in (TABLE_FILE, METADATA_FILE):
+        with (
+            FileSystems.open(FileSystems.join(model_dir, name)) as src,
+            open(os.path.join(tmp, name), "wb") as dst,
+        ):
+            shutil.copyfileobj(src, dst)
+    return tmp
+
+
+def dead_letter(stage: str, reason: str, error: str, row: dict[str, Any]) -> pvalue.TaggedOutput:
+    record = {
+        "stage": stage,
+        "reason": reason,
+        "error": error,
+        "doc_id": str(row.get("doc_id") or ""),
+        "url": str(row.get("url") or ""),
+    }
+    return pvalue.TaggedOutput(DEAD_LETTER, json.dumps(record, ensure_ascii=False))
+
+
+class ScorePages(beam.DoFn):
+    """Pool row -> {doc_id, url, domain, logit, score, n_tokens}; bad rows are dead-lettered."""
+
+    def __init__(self, model_dir: str, tokenizer_path: str | None) -> None:
+        self.model_dir = model_dir
+        self.tokenizer_path = tokenizer_path
+
+    def setup(self) -> None:
+        self.scorer = MathScorer.load(local_model_dir(self.model_dir))
+        self.tokenizer = None
+        if self.tokenizer_path:
+            from tokenizer.loading import load_tokenizer
+
+            self.tokenizer = load_tokenizer(self.tokenizer_path)
+        self.counter = StageCounter("score")
+
+    def count_tokens(self, text: str) -> int:
+        if self.tokenizer is None:
+            return estimate_tokens(text)
+        return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def process(self, row: dict[str, Any]) -> Iterator[Any]:
+        self.counter.entered()
+        text, doc_id = row.get("text"), row.get("doc_id")
+        if not isinstance(text, str) or not doc_id:
+            self.counter.dead_lettered("missing_field")
+            yield dead_letter("score", "missing_field", "no text or doc_id", row)
+            return
+        try:
+            logit = self.scorer.logit(text)
+            n_tokens = self.count_tokens(text)
+        except Exception as exc:  # a page must never stop the run: dead-letter it
+            self.counter.dead_lettered("score_error")
+            yield dead_letter("score", "score_error", f"{type(exc).__name__}: {exc}", row)
+            return
+        self.counter.kept()
+        yield {
+            "doc_id": str(doc_id),
+            "url": str(row.get("url") or ""),
+            "domain": str(row.get("domain") or ""),
+            "logit": logit,
+            "score": probability(logit),
+            "n_tokens": n_tokens,
+        }
+
+
+class MarkCollected(beam.DoFn):
+    """Adds `collected` to a score row by the cut (a singleton side input)."""
+
+    def setup(self) -> None:
+        self.counter = StageCounter("select")
+
+    def process(self, row: dict[str, Any], cut: Cut) -> Iterator[dict[str, Any]]:
+        self.counter.entered()
+        collected = cut.selects(row["logit"])
+        if collected:
+            self.counter.kept()
+        else:
+            self.counter.dropped("below_cut")
+        yield {**row, "collected": collected}
+
+
+def domain_count(row: dict[str, Any]) -> tuple[str, tuple[int, int]]:
+    return row["domain"], (1, int(row["collected"]))
+
+
+def prefix_counts(row: dict[str, Any], math_domains: Iterable[str]) -> Iterator[Any]:
+    """((prefix), (1, collected)) for the page's prefixes when its domain is math-related."""
+    domains = math_domains if isinstance(math_domains, frozenset) else frozenset(math_domains)
+    if row["domain"] in domains:
+        for prefix in path_prefixes(row["url"], row["domain"]):
+            yield prefix, (1, int(row["collected"]))
+
+
+def sum_pairs(pairs: Iterable[tuple[int, int]]) -> tuple[int, int]:
+    pages = collected = 0
+    for a, b in pairs:
+        pages += a
+        collected += b
+    return pages, collected
+
+
+class SampleNegatives(beam.DoFn):
+    """A seeded Bernoulli sample of pool pages, positives excluded (by doc_id)."""
+
+    def __init__(self, seed: int, rate: float) -> None:
+        self.seed = seed
+        self.rate = rate
+
+    def setup(self) -> None:
+        self.counter = StageCounter("negatives")
+
+    def process(self, row: dict[str, Any], positive_keys: Any) -> Iterator[str]:
+        self.counter.entered()
+        doc_id = str(row.get("doc_id") or "")
+        if seeded_fraction(self.seed, "negative", doc_id) >= self.rate:
+            self.counter.dropped("not_sampled")
+            return
+        if doc_id in positive_keys:
+            self.counter.dropped("is_positive")
+            return
+        if not isinstance(row.get("text"), str) or not row["text"].strip():
+            self.counter.dropped("empty_text")
+            return
+        self.counter.kept()
+        yield json.dumps(
+            {"doc_id": doc_id, "url": row.get("url"), "text": row["text"]}, ensure_ascii=False
+        )
+
+
+def under_accepted(row: dict[str, Any], accepted: Iterable[str]) -> bool:
+    prefixes = accepted if isinstance(accepted, frozenset) else frozenset(accepted)
+    return under_prefixes(str(row.get("url") or ""), str(row.get("domain") or ""), prefixes)
+
+
+class SeedExpansion(beam.DoFn):
+    """(doc_id, {pool: [row], collected: [...]}) -> the row as JSON when it was not collected."""
+
+    def setup(self) -> None:
+        self.counter = StageCounter("expand")
+
+    def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[str]:
+        _doc_id, groups = element
+        for row in groups["pool"]:
+            self.counter.entered()
+            if groups["collected"]:
+                self.counter.dropped("already_collected")
+                continue
+            self.counter.kept()
+            yield json.dumps(
+                {
+                    "doc_id": row["doc_id"],
+                    "url": row["url"],
+                    "domain": row["domain"],
+                    "text": row["text"],
+                },
+                ensure_ascii=False,
+            )
+
+
+class KeepCollected(beam.DoFn):
+    """(doc_id, {pool: [row], collected: [...]}) -> the pool row when it was collected."""
+
+    def setup(self) -> None:
+        self.counter = StageCounter("final")
+
+    def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[dict[str, Any]]:
+        _doc_id, groups = element
+        for row in groups["pool"]:
+            self.counter.entered()
+            if groups["collected"]:
+                self.counter.kept()
+                yield row
+            else:
+                self.counter.dropped("not_collected")
