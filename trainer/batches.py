@@ -1,21 +1,9 @@
-"""Micro-batches of packed sequences, drawn from the mixture sampler, resumable exactly.
+"""Micro-batches of packed sequences drawn from the mixture sampler, resumable exactly.
 
-Documents are drawn into a buffer of at least `buffer_sequences * seq_len` tokens, packed at
-once with the Numba packer (best-fit decreasing or concatenate-and-split, trainer/packing.py),
-the buffer's sequences shuffled with a generator seeded by (seed, rank, buffer number), and
-handed out `micro_batch_size` at a time; a micro-batch may take the last sequences of one
-buffer and the first of the next. A buffer never spans two mixture stages: it ends early at a
-stage change, so each sequence belongs to one stage.
-
-State (`state_dict`): the sampler's state at the start of the current buffer, the buffer's
-number and how many of its sequences were handed out. Loading it re-draws and re-packs that
-buffer (the same documents, so the same sequences) and skips what was used: the next
-micro-batches are exactly those an uninterrupted run would have produced.
-
-A micro-batch (`MicroBatch`) has `input_ids`, `labels` (already shifted, -100 where there is
-no target), `position_ids` (restarting at 0 at every document), each (B, L) int64, and
-`cu_seqlens` (int32, over the flattened B * L tokens, the document boundaries flash-attn's
-varlen kernel takes) with `max_seqlen`.
+`PackedBatches` draws a buffer of documents, packs it (trainer/packing.py), shuffles its
+sequences (seeded) and hands them out `micro_batch_size` at a time. Its `state_dict` makes a
+resumed run get exactly the micro-batches an uninterrupted run would have. Buffers, state and
+the MicroBatch layout: docs/trainer.md.
 """
 
 from __future__ import annotations

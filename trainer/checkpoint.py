@@ -1,19 +1,9 @@
 """Checkpoints: everything a run needs to continue exactly where it stopped.
 
-    <output_dir>/checkpoints/step-00000040/
-        model.pt          full (unsharded) model state dict, float32, parameter names as in
-                          trainer/model.py
-        optimizer.pt      AdamW state keyed by parameter name (torch.distributed.checkpoint's
-                          full optimizer state dict: the same under DDP, FSDP and one process)
-        trainer_state.pt  step, tokens, LR scheduler, data state of every rank (sampler,
-                          streams, packing buffer), RNG state of every rank, world size
-        train_config.json the run's resolved config
-
-A checkpoint is written by rank 0 into `step-00000040.tmp` and renamed to `step-00000040` when
-complete, so a folder named `step-N` is always whole; a kill leaves at most a `.tmp` folder,
-which the next save removes. The newest `step-N` folder is where a run resumes. Every file is
-read back with `torch.load(weights_only=True)`: only tensors, numbers, strings, lists and
-dicts, no pickled code.
+Model, AdamW state and trainer state (step, scheduler, every rank's data position and RNG) go
+into `<output_dir>/checkpoints/step-NNNNNNNN/`, written into a `.tmp` folder that is renamed
+when complete, and read back with `torch.load(weights_only=True)`. The files: docs/trainer.md
+and FORMAT.md.
 """
 
 from __future__ import annotations
@@ -33,8 +23,9 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
+from trainer.config_loader import write_config
 from trainer.distributed import DistContext, barrier, gather_objects
-from trainer.train_config import TrainConfig, write_config
+from trainer.train_config import TrainConfig
 
 CHECKPOINTS_DIR = "checkpoints"
 MODEL_FILE = "model.pt"

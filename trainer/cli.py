@@ -15,8 +15,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from trainer.config_loader import load_train_config
 from trainer.shard_source import DataError
-from trainer.train_config import TrainConfigError, load_train_config
+from trainer.train_config import TrainConfigError
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
@@ -46,7 +47,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     if args.print_config:
         import json
 
-        from trainer.train_config import config_to_dict
+        from trainer.config_loader import config_to_dict
 
         print(json.dumps(config_to_dict(config), indent=2))
         return 0

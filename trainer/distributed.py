@@ -1,13 +1,8 @@
-"""Processes and devices: torchrun's environment, the process group, DDP or FSDP wrapping.
+"""Processes and devices under torchrun: the process group, DDP or FSDP2 wrapping, collectives.
 
-    torchrun --nproc_per_node 8 -m trainer --config run.toml            # one node, 8 GPUs
-    torchrun --nproc_per_node 2 -m trainer --config run.toml train.device=cpu   # gloo on CPU
-
-torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them the run is one process and no
-process group is made. The backend is nccl on CUDA and gloo on CPU unless the config names one.
-With `fsdp`, every block and then the whole model is sharded with FSDP2's `fully_shard`
-(parameters, gradients and optimiser state split over the ranks); checkpoints still hold full,
-unsharded tensors (gathered through torch.distributed.checkpoint.state_dict).
+Without torchrun's environment the run is one process and no process group is made; the
+backend is nccl on CUDA and gloo on CPU unless the config names one. Launch commands:
+docs/trainer.md.
 """
 
 from __future__ import annotations

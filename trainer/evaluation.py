@@ -1,15 +1,8 @@
 """Held-out loss per domain (code, math, text): the forgetting curve.
 
-The held-out documents of a domain (the first `eval.tokens_per_domain` tokens of its held-out
-shards, shards by path, rows in order; bos/eos added as in training) are packed once, best-fit,
-into sequences of the training length; the same sequences are scored at every evaluation.
-Ranks score disjoint sequences (every W-th; the count is cut to a multiple of W so that every
-rank runs the same number of forward passes, which FSDP needs) and the sums are added up: the
-loss is the mean next-token cross-entropy in nats over every target token of the domain.
-
-Rows go to `eval.csv` (step, tokens, stage, domain, loss, target_tokens), one per domain and
-evaluation; `eval.png` plots loss against training tokens, one line per domain, with the
-mixture stage changes marked (matplotlib, when installed).
+Each domain's held-out documents are packed once and scored at every evaluation with the
+training loss (trainer.model.cross_entropy_loss); ranks score disjoint sequences and the sums
+are added. Rows go to eval.csv, the plot to eval.png. Which documents, and why: docs/trainer.md.
 """
 
 from __future__ import annotations
@@ -24,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tokenizer.manifest import ShardEntry
 from trainer import packing
 from trainer.distributed import DistContext, all_reduce_sum
+from trainer.model import cross_entropy_loss
 from trainer.shard_source import heldout_documents
 
 EVAL_CSV = "eval.csv"
@@ -118,14 +111,7 @@ def evaluate(
             positions = torch.from_numpy(held.position_ids[part]).to(ctx.device)
             with autocast:
                 logits = model(ids, positions)
-            loss_sum += float(
-                F.cross_entropy(
-                    logits.float().reshape(-1, logits.shape[-1]),
-                    labels.reshape(-1),
-                    ignore_index=packing.IGNORE_INDEX,
-                    reduction="sum",
-                )
-            )
+            loss_sum += float(cross_entropy_loss(logits, labels, reduction="sum"))
             targets += int((labels != packing.IGNORE_INDEX).sum())
         loss_sum, total = all_reduce_sum([loss_sum, float(targets)], ctx)
         results[held.domain] = (loss_sum / total if total else math.nan, int(total))

@@ -1,15 +1,9 @@
-"""Experiments: several training runs from one file, and their comparison.
+"""Experiments: several training runs from one TOML file, and their comparison.
 
-An experiment file (TOML) has `[experiment]` (`name`, `runs`: the run names in order),
-`[base]` (a train config document shared by every run) and `[runs.<name>]` (what each run
-changes, merged into the base table by table). `run_experiment` trains every run into
-`<output_dir>/<name>/` and writes `<output_dir>/comparison.json`.
-
-For DeepSeekMath sec. 5.1.1 (trainer/experiments/section_5_1_1.toml) the comparison is the
-held-out code loss before and after math training: for the two-stage run at the evaluation
-made when its math stage starts and at the end; for the one-stage run at its evaluation
-nearest that step and at the end. Forgetting shows as the two-stage code loss rising over its
-math stage while the one-stage code loss keeps falling.
+`run_experiment` trains every run of an experiment file (`[experiment]`, `[base]`,
+`[runs.<name>]`) and writes comparison.json; for DeepSeekMath sec. 5.1.1
+(trainer/experiments/section_5_1_1.toml) that is the held-out code loss before and after math
+training. The file layout and the comparison: docs/trainer.md.
 """
 
 from __future__ import annotations
@@ -20,13 +14,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from trainer.config_loader import apply_overrides, config_from_dict, read_config_document
 from trainer.evaluation import EVAL_CSV, read_eval_rows
-from trainer.train_config import (
-    TrainConfigError,
-    apply_overrides,
-    config_from_dict,
-    read_config_document,
-)
+from trainer.train_config import TrainConfigError
 
 SECTION_5_1_1 = Path(__file__).parent / "experiments" / "section_5_1_1.toml"
 COMPARISON_FILE = "comparison.json"

@@ -1,31 +1,8 @@
 """Hugging Face Llama checkpoints: import into trainer.model.Transformer, export from it.
 
-A Hugging Face folder holds `config.json` and the weights as safetensors, either one
-`model.safetensors` or shards `model-00001-of-0000N.safetensors` listed in
-`model.safetensors.index.json` ({"weight_map": {tensor name: shard file}}). DeepSeek-LLM,
-DeepSeek-Coder and DeepSeekMath are published in exactly this Llama layout
-(`"architectures": ["LlamaForCausalLM"]`), so `load_hf_checkpoint` reads them directly, e.g. the
-DeepSeek-Coder-Base-v1.5 initialisation of DeepSeekMath sec. 2.3.
-
-    model = load_hf_checkpoint("/models/deepseek-math-7b-base", dtype=torch.bfloat16)
-    export_hf_checkpoint(model, "runs/x/hf", tokenizer_json="tokenizer/tokenizer.json")
-
-Tensor names (ours -> Hugging Face; N is the block index):
-
-    tok_embeddings.weight                -> model.embed_tokens.weight
-    layers.N.attention.w{q,k,v,o}.weight -> model.layers.N.self_attn.{q,k,v,o}_proj.weight
-    layers.N.feed_forward.w1.weight      -> model.layers.N.mlp.gate_proj.weight
-    layers.N.feed_forward.w3.weight      -> model.layers.N.mlp.up_proj.weight
-    layers.N.feed_forward.w2.weight      -> model.layers.N.mlp.down_proj.weight
-    layers.N.attention_norm.weight       -> model.layers.N.input_layernorm.weight
-    layers.N.ffn_norm.weight             -> model.layers.N.post_attention_layernorm.weight
-    norm.weight                          -> model.norm.weight
-    output.weight                        -> lm_head.weight (absent when embeddings are tied)
-
-Every tensor maps 1:1, with no transposition or permutation: both sides store nn.Linear weights
-as (out_features, in_features), and our rotary embedding uses Hugging Face's rotate_half channel
-layout (trainer/model.py explains why HF's q/k rows are permuted relative to Meta's interleaved
-layout, and why that needs nothing here).
+DeepSeek-LLM, DeepSeek-Coder and DeepSeekMath are published in Hugging Face's Llama safetensors
+layout, so they load directly (the DeepSeek-Coder-Base initialisation of DeepSeekMath sec. 2.3)
+and a run can be exported to it. Every tensor maps 1:1; the name table is in docs/trainer.md.
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
 """Learning-rate schedules as pure functions of the step, and a torch LambdaLR factory.
 
-`multi_step` is DeepSeekMath's schedule (Shao et al. 2024, sec. 2.3, taken from DeepSeek-LLM,
-arXiv:2401.02954 sec. 3.3): linear warm-up over 2,000 steps to the peak, then 31.6% of the peak
-(about sqrt(0.1)) after 80% of the training steps and 10% after 90%. DeepSeek-LLM states the
-drops in training tokens; with a fixed batch size (tokens per step) that is the same fraction of
-steps. `cosine` is the usual warm-up then half-cosine decay to a floor, as an alternative.
-
-The functions return a multiplier of the peak learning rate, which is the optimizer's `lr`
-(DeepSeekMath sec. 2.3: 4.2e-4 for the 7B, 5.3e-4 for the 1.3B runs). Steps count optimizer
-updates from 0: the update with index `step` uses peak * lr_multiplier(step). That matches
-LambdaLR when `scheduler.step()` follows each `optimizer.step()`.
+`multi_step` is DeepSeekMath's (sec. 2.3): linear warm-up, then 31.6% of the peak after 80% of
+the steps and 10% after 90%; `cosine` is the usual alternative. The functions return a
+multiplier of the optimizer's peak `lr`; steps count optimizer updates from 0.
 """
 
 from __future__ import annotations

@@ -1,20 +1,9 @@
 """The mixture sampler: which bucket the next document comes from, stage by stage.
 
-Within a stage, the next document comes from the bucket furthest below its share: the key k
-with the smallest tokens_k / weight_k (ties: the order the keys are written in). That is
-deterministic and keeps every bucket's share of the stage's document tokens within one
-document of its weight at any moment, so measured proportions converge to the weights (1/n
-error after n tokens, bounded by the longest document) instead of wandering as a random draw
-does. The randomness (seeded) is in which documents each bucket yields
-(trainer/shard_source.py).
-
-Stages run in order; a stage ends once its document tokens (bos/eos included, summed over the
-ranks: each rank draws tokens / world_size) are reached, and the document that crosses the
-limit is the stage's last. A stage of 0 tokens never ends. After the last limited stage, the
-last stage's weights continue.
-
-`state_dict()` holds the stage, the tokens per key and every stream's position: integers and
-strings only, so it goes through torch.save / torch.load(weights_only=True).
+The next document comes from the bucket furthest below its weight (deterministic, so the
+measured shares follow the weights within one document); stages run in order, each for its
+token budget. `state_dict()` is plain integers and strings, for checkpoints. Why, and how a
+stage ends: docs/trainer.md.
 """
 
 from __future__ import annotations

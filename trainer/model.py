@@ -1,36 +1,16 @@
-"""A Llama-style decoder in one file: the model DeepSeek-LLM and DeepSeekMath use.
+"""A Llama-style decoder in one file (the model of DeepSeek-LLM and DeepSeekMath), and its loss.
 
-Pre-norm blocks with RMSNorm, rotary position embeddings, grouped-query attention and a SwiGLU
-MLP; no biases; separate (or, optionally, tied) input embedding and output projection. Shapes
-come from trainer/model_configs.py; weights map one to one onto Hugging Face's
-LlamaForCausalLM (trainer/hf_checkpoint.py).
-
-Rotary convention: "rotate_half", as in Hugging Face's Llama. A head's channels are split into
-a first and a second half and channel i is rotated together with channel i + head_dim / 2 at
-frequency rope_theta ** (-2i / head_dim). Meta's original Llama code rotates interleaved pairs
-(2i, 2i + 1) instead; Hugging Face's conversion script permutes the rows of wq and wk so that
-rotate_half gives the same model, and every HF Llama checkpoint is stored in that permuted
-layout. Using rotate_half here means HF weights load without any permutation.
-
-Document masking: a packed sequence holds several documents (trainer/packing.py), and a token
-must attend only to earlier tokens of its own document. Documents are read from
-`position_ids`, which restart at 0 at every document start:
-
-- on GPU, with flash-attn installed, half-precision activations and `cu_seqlens` given, through
-  `flash_attn_varlen_func` (no mask is materialised);
-- otherwise through `scaled_dot_product_attention` with a block-diagonal causal boolean mask,
-  (batch, 1, T, T), built from position_ids. That costs T^2 bytes per row: fine for CPU tests
-  and short sequences, not for 4K-context training at scale.
-
-Without position_ids the whole row is one causal sequence at positions 0..T-1.
-
-Labels follow the packing convention: already shifted (labels[t] is the target for logits[t]),
--100 where there is no target; `cross_entropy_loss` does no shifting.
+RMSNorm pre-norm blocks, rotary embeddings in Hugging Face's rotate_half layout (HF weights load
+without permutation), grouped-query attention and a SwiGLU MLP. A packed row is masked per
+document from `position_ids` (flash-attn varlen on GPU, a block-diagonal mask otherwise).
+`cross_entropy_loss` is the trainer's one loss; labels come already shifted. docs/trainer.md
+explains the conventions.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +23,7 @@ try:  # Optional GPU kernel; the CPU path never needs it.
 except (ImportError, OSError):  # OSError: a wheel built against another CUDA/torch
     flash_attn_varlen_func = None
 
-IGNORE_INDEX = -100
+IGNORE_INDEX = -100  # label of a position without a target (trainer/packing.py writes them)
 
 
 class RMSNorm(nn.Module):
@@ -260,13 +240,19 @@ class Transformer(nn.Module):
         return dtype in (torch.float16, torch.bfloat16)
 
 
-def cross_entropy_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy (nats) over positions whose label is not -100.
+def cross_entropy_loss(
+    logits: torch.Tensor, labels: torch.Tensor, reduction: Literal["mean", "sum"] = "mean"
+) -> torch.Tensor:
+    """Next-token cross-entropy (nats) over positions whose label is not -100.
 
-    labels are already shifted (packing's convention). Computed in float32.
+    The one loss of the trainer: the training step and the evaluation both call it.
+    labels are already shifted (packing's convention); logits are cast to float32 first, so a
+    bf16 forward pass still gets a float32 loss. `mean`: per target token; `sum`: summed over
+    the target tokens, for callers that divide by a count over several batches or ranks.
     """
     return F.cross_entropy(
         logits.float().reshape(-1, logits.shape[-1]),
         labels.long().reshape(-1),
         ignore_index=IGNORE_INDEX,
+        reduction=reduction,
     )

@@ -1,32 +1,8 @@
-"""Shapes of the Llama-style decoder in trainer/model.py, named sizes, parameter and FLOP counts.
+"""Shapes of the decoder in trainer/model.py: named sizes, parameter and FLOP counts.
 
-Named configs (`MODEL_CONFIGS`, `get_model_config(name)`):
-
-- `tiny`: 124k parameters (vocab 256, GQA 4 query / 2 KV heads), for tests on CPU.
-- `small`: GPT-2-small width and depth (768, 12 layers) with the DeepSeek vocabulary: 85M
-  parameters in the blocks, 242M with the two 102400 x 768 matrices; for smoke runs.
-- `deepseek-llm-1.3b`: the 1.3B model of DeepSeekMath sec. 2.2/2.3 and 5.1.1 ("DeepSeek-LLM
-  1.3B", which "shares the same framework as DeepSeek LLMs"). The paper gives no shapes; these
-  are the shapes of the public `deepseek-ai/deepseek-coder-1.3b-base` config.json (hidden 2048,
-  intermediate 5504, 24 layers, 16 heads, 16 KV heads, RMSNorm eps 1e-6) with the DeepSeek-LLM
-  vocabulary (102400) and 4K context (DeepSeekMath sec. 2.3 trains the 1.3B with 4K context).
-  With the 102400 vocabulary this shape has 1.63B parameters (1.21B without the embedding and
-  output matrices); the "1.3B" of the name is DeepSeek-Coder-1.3B's count with its 32256
-  vocabulary, and the paper does not say which vocabulary its 1.3B used.
-  deepseek-coder-1.3b-base itself has vocab 32256, rope_theta 100000 and linear RoPE scaling
-  by 4 over 16K positions; `deepseek-coder-1.3b` reproduces that one (1.35B), so its
-  checkpoint loads.
-- `deepseek-llm-7b`: DeepSeek-LLM 7B (DeepSeek-LLM paper, arXiv:2401.02954, Table 2: 30 layers,
-  d_model 4096, 32 heads, 32 KV heads, 4096 context) with intermediate 11008, vocab 102400,
-  rope_theta 10000, eps 1e-6 and untied embeddings from `deepseek-ai/deepseek-llm-7b-base` and
-  `deepseek-ai/deepseek-math-7b-base` config.json (DeepSeek-Coder-Base-v1.5 7B, the DeepSeekMath
-  initialisation, DeepSeekMath sec. 2.3, has the same shape). 6.91B parameters.
-
-`num_params` counts exactly what the model allocates; `flops_per_token` is the training cost
-used for MFU: 6 FLOPs per parameter per token for the matmul weights (forward 2, backward 4)
-plus the attention score/value products, 12 * n_layers * dim * seq_len (PaLM, Chowdhery et al.
-2022, appendix B; counted over the full causal window even though causal and document masks
-skip part of it, the usual convention).
+`MODEL_CONFIGS` holds `tiny` (CPU tests), `small` (smoke runs) and the DeepSeek 1.3B and 7B
+shapes; `num_params` counts what the model allocates and `flops_per_token` is the training
+cost used for MFU. Where each shape comes from: docs/trainer.md.
 """
 
 from __future__ import annotations

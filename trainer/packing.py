@@ -1,58 +1,10 @@
 """Pack tokenized documents into fixed-length training sequences (Numba).
 
-Two algorithms over one buffer of documents:
-
-- best-fit decreasing (Ding et al. 2024, "Fewer Truncations Improve Language Modeling",
-  arXiv:2404.10830, sec. 3): documents longer than the sequence length L are first cut into
-  chunks of at most L tokens (L, L, ..., remainder); the chunks are sorted by length, longest
-  first, and each goes into the open bin (sequence) with the smallest remaining space that still
-  fits it, or into a new bin when none fits. Only documents longer than L are ever split.
-- concatenate-and-split: documents are laid end to end and the stream is cut every L tokens, so
-  most sequences end in the middle of a document (the "truncation" that best-fit avoids).
-
-Both produce a `PackingPlan` (which slice of which document goes where) from the document
-lengths alone, then `materialize` copies the tokens into arrays. `pack_best_fit` and
-`pack_concat` do both.
-
-Input layout (CSR, as a Parquet/Arrow list column): `tokens` is one flat integer array; document
-d is `tokens[doc_offsets[d]:doc_offsets[d + 1]]`; `doc_offsets` is int64, non-decreasing, with
-`doc_offsets[0] >= 0` and `doc_offsets[-1] <= len(tokens)`. Empty documents yield nothing.
-
-Output convention (`PackedSequences`, every array from one buffer):
-
-- `input_ids`, `labels`, `position_ids`: int32, shape (n_sequences, L).
-- A sequence is a run of *segments*: the chunks placed in it, in placement order, then, when the
-  chunks leave room, one pad segment of `pad_id` tokens filling it to L.
-- `position_ids` restart at 0 at the start of every segment (the pad segment included, so a new
-  segment starts exactly where `position_ids == 0`). A chunk that continues a split document
-  also restarts at 0: every chunk is treated as its own document, as in Ding et al.
-- `labels` are already shifted: `labels[s, t] = input_ids[s, t + 1]` when t + 1 is in the same
-  segment, else -100 (`IGNORE_INDEX`). So the last token of each chunk and every pad token are
-  ignored, and no token is trained to predict the next document's first token. The model's loss
-  is a plain cross-entropy of `logits[s, t]` against `labels[s, t]` (no shift inside the model).
-  A document of n <= L tokens gives n - 1 targets; splitting a longer one loses one target per
-  cut.
-- `cu_seqlens`: the cumulative segment boundaries of each sequence, `[0, e_1, ..., L]` (int32,
-  starting at 0, ending at L; the pad segment is a segment, so flash-attn's varlen kernel covers
-  every token and never leaves uninitialised outputs that would turn into NaN gradients). The
-  per-sequence arrays are stored back to back in `cu_seqlens`, sequence s owning
-  `cu_seqlens[cu_seqlens_offsets[s]:cu_seqlens_offsets[s + 1]]`. `batch_cu_seqlens` joins the
-  arrays of a batch of rows into the single array `flash_attn_varlen_func` takes for the
-  flattened (batch * L) tokens: row i's boundaries shifted by i * L, shared endpoints once.
-
-Determinism: no randomness anywhere. Best-fit breaks ties between chunks of equal length by
-their order in the buffer (documents in order, a document's chunks in order), and between open
-bins with the same remaining space by taking the one that reached that space most recently (a
-stack per remaining capacity). Sequences are numbered in the order their bins were opened, so
-the first sequences hold the longest chunks: shuffle sequences (seeded) before batching.
-
-Speed: the smallest sufficient remaining capacity is found in a hierarchical bitset over the
-capacities 1..L (64-way; 2 levels for L <= 4096), a few word operations and one
-count-trailing-zeros per level, so a search is O(log_64 L); and since chunks come in runs of
-equal length, the answer is carried from one chunk to the next and the search runs only when
-the room it found runs out. The sort is a counting sort over lengths 1..L, O(n + L), and every
-large array is read or written in order. bench/packing_throughput.py measures it against the
-pure-Python reference in trainer/packing_reference.py.
+Best-fit decreasing (Ding et al. 2024: a document is cut only when longer than the sequence)
+or concatenate-and-split, over one buffer of documents, deterministically. Labels come already
+shifted, -100 at segment ends and padding; `position_ids` restart at every segment and
+`cu_seqlens` mark the segments for flash-attn. Layouts, tie-breaking and speed:
+docs/trainer.md.
 """
 
 from __future__ import annotations

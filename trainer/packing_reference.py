@@ -1,10 +1,7 @@
 """Pure-Python reference of trainer/packing.py: the same algorithms, written to be read.
 
-Everything here is plain lists, `sorted` and `bisect`; numpy only converts the result into the
-shared `PackingPlan` / `PackedSequences` containers. The tests check that the Numba version
-agrees with this one exactly (same chunks, same bins, same order, same arrays), and
-bench/packing_throughput.py uses it as the speed baseline. The conventions (chunking, ties,
-labels, position ids, cu_seqlens) are documented in trainer/packing.py.
+Plain lists, `sorted` and `bisect`; the tests check that the Numba version agrees with it
+exactly, and bench/packing_throughput.py uses it as the speed baseline.
 """
 
 from __future__ import annotations

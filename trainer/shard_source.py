@@ -1,22 +1,9 @@
 """Manifest-driven training data: which shards feed which mixture bucket, and a seeded,
 resumable stream of documents per bucket and rank.
 
-The manifests (tokenizer/manifest.py) are read as one; their tokenizer fingerprints must be
-equal (the manifest module refuses others, naming both). Every key of the mixture weights names
-either a source (`openwebmath`, `stdlib`) or a domain (`math`, `code`, `text`: all its
-sources); that key's *bucket* is its shards. Held-out shards (eval.manifests, and the last
-`eval.holdout_shards_per_source` shards of every training source) are never trained on.
-
-A bucket is read one Parquet row group at a time (tokenizer.shard_format.ShardReader: about 1M
-tokens, 2 MiB at uint16), never whole. Its row groups are the units of reading: every epoch the
-unit list is permuted with a generator seeded by (seed, bucket, epoch), identically on every
-rank, and rank r reads units r, r + W, r + 2W, ... (W ranks): ranks read disjoint parts. A
-bucket with fewer units than ranks is read whole by every rank, which keeps documents r, r + W,
-... of each unit: still disjoint. Documents of a unit come in an order permuted by (seed,
-bucket, epoch, unit). An empty document is skipped.
-
-`DocumentStream.state_dict()` is three integers (epoch, unit, document), so a stream rebuilt
-from the same manifests and config and given that state continues with the same documents.
+Mixture keys name sources or domains; held-out shards are never trained on. A bucket is read
+one Parquet row group at a time, in an order seeded per epoch, ranks reading disjoint row
+groups; `DocumentStream.state_dict()` is three integers. Details: docs/trainer.md.
 """
 
 from __future__ import annotations

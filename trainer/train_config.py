@@ -1,55 +1,19 @@
-"""The training run's configuration: typed frozen dataclasses, read from TOML, YAML or JSON.
+"""The training run's configuration: one typed frozen dataclass per config section.
 
-    seed = 0
-    output_dir = "runs/train/one-stage"
-    [data]
-    manifests = ["runs/shards/math", "runs/shards/code"]
-    [mixture]                       # one stage: weights per source or per domain
-    weights = { math = 150, code = 400 }
-    [packing]
-    algorithm = "best_fit"
-    seq_len = 4096
-    [train]
-    steps = 1000
-    batch_tokens = 4_194_304
-
-A two-stage run replaces `[mixture] weights` by stages, each with its token budget:
-
-    [[mixture.stages]]
-    tokens = 400_000_000_000
-    weights = { code = 1 }
-    [[mixture.stages]]
-    tokens = 150_000_000_000
-    weights = { math = 1 }
-
-Command-line overrides `key.sub=value` (`train.steps=20`, `mixture.weights.math=0.56`) are
-applied to the loaded document before it is checked; a value is read as a TOML value (numbers,
-booleans, `[...]` lists, quoted strings) and, when it is not one, as a plain string.
-
-Every section lists its problems; `TrainConfig.__post_init__` gathers the problems of all the
-sections (prefixed with the section's name) and of the cross-section checks and raises one
-`TrainConfigError`. A section built on its own is checked when it becomes part of a
-TrainConfig. Unknown keys and values of the wrong type are problems too, reported in the same
-error. The resolved config is written as `train_config.json` next to the checkpoints.
-
-Defaults are DeepSeekMath's (Shao et al. 2024, sec. 2.3): AdamW (0.9, 0.95), weight decay 0.1,
-the multi-step schedule (2,000 warm-up steps; 31.6% of the peak after 80%, 10% after 90%), peak
-learning rate 5.3e-4 and 4K context of the 1.3B runs.
+`TrainConfig` is a whole run; constructing it checks every section and the sections together
+and raises one `TrainConfigError` listing every problem. Reading a config file (TOML, YAML,
+JSON), overrides and writing `train_config.json` are in trainer/config_loader.py; the file
+format and the defaults' sources are in docs/trainer.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import tomllib
-import types
-import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-CONFIG_FILE = "train_config.json"
 DOMAIN_NAMES = ("math", "code", "text")
 
 
@@ -395,18 +359,30 @@ class TrainConfig:
     seed: int = 0
     """Seeds the init, the document order and the sequence shuffle."""
     data: DataConfig = field(default_factory=DataConfig)
+    """Training manifests and the bos/eos added around documents."""
     mixture: MixtureConfig = field(default_factory=MixtureConfig)
+    """Weights per source or domain, one stage or a schedule of stages."""
     packing: PackingConfig = field(default_factory=PackingConfig)
+    """Documents -> fixed-length sequences."""
     model: ModelSection = field(default_factory=ModelSection)
+    """The model's shape (ignored with init.kind = "hf")."""
     init: InitConfig = field(default_factory=InitConfig)
+    """Random weights, one of our checkpoints, or a Hugging Face folder."""
     optim: OptimConfig = field(default_factory=OptimConfig)
+    """AdamW and gradient clipping."""
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    """Learning-rate schedule over train.steps."""
     train: TrainLoopConfig = field(default_factory=TrainLoopConfig)
+    """Steps, batch, device, precision, logging."""
     eval: EvalConfig = field(default_factory=EvalConfig)
+    """Held-out loss per domain."""
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    """Checkpoint interval, retention, resume and Hugging Face export."""
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    """DDP or FSDP, and the process-group backend, under torchrun."""
 
     def __post_init__(self) -> None:
+        """Check every section and the sections together; one error lists every problem."""
         problems = collect_problems(self)
         if problems:
             raise TrainConfigError(problems)
@@ -417,6 +393,7 @@ class TrainConfig:
         return self.train.batch_tokens // per_micro
 
     def batch_problems(self, world_size: int) -> list[str]:
+        """The batch must split into whole micro-batches on every rank."""
         per_micro = self.train.micro_batch_size * self.packing.seq_len * world_size
         if per_micro < 1 or self.train.batch_tokens % per_micro:
             return [
@@ -466,197 +443,3 @@ def collect_problems(config: TrainConfig) -> list[str]:
             f"only {seen:,}: raise train.steps or lower the stages' tokens"
         )
     return problems
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading: a document (dict) -> typed dataclasses, every problem collected
-
-
-def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
-
-
-def _convert(value: Any, hint: Any, where: str, problems: list[str]) -> Any:
-    """`value` as type `hint`, or a problem appended and None returned."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _convert(value, inner[0], where, problems)
-    if origin is Literal:
-        if value not in args:
-            problems.append(f"{where} must be one of {list(args)}, got {value!r}")
-            return None
-        return value
-    if dataclasses.is_dataclass(hint):
-        return _dataclass_from(value, hint, where, problems)
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            problems.append(f"{where} must be a list, got {type(value).__name__} {value!r}")
-            return None
-        item = args[0]
-        if len(args) == 2 and args[1] is not Ellipsis and len(value) != 2:
-            problems.append(f"{where} must have 2 entries, got {len(value)}")
-            return None
-        out = [_convert(v, item, f"{where}[{i}]", problems) for i, v in enumerate(value)]
-        return tuple(out)
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            problems.append(f"{where} must be a table (key = value), got {value!r}")
-            return None
-        return {str(k): _convert(v, args[1], f"{where}.{k}", problems) for k, v in value.items()}
-    if hint is bool:
-        if not isinstance(value, bool):
-            problems.append(f"{where} must be true or false, got {value!r}")
-        return value if isinstance(value, bool) else None
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"{where} must be an integer, got {value!r}")
-            return None
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            problems.append(f"{where} must be a number, got {value!r}")
-            return None
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            problems.append(f"{where} must be a string, got {value!r}")
-            return None
-        return value
-    problems.append(f"{where}: unsupported type {_type_name(hint)}")
-    return None
-
-
-def _dataclass_from(data: Any, cls: type, where: str, problems: list[str]) -> Any:
-    """Build `cls` from a mapping; bad fields fall back to their defaults (and are reported)
-    so that the remaining checks still run. Sections are not validated here."""
-    if not isinstance(data, Mapping):
-        problems.append(f"{where or 'config'} must be a table, got {data!r}")
-        data = {}
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    prefix = f"{where}." if where else ""
-    for key in data:
-        if key not in fields:
-            problems.append(f"{prefix}{key}: unknown key (known: {', '.join(fields)})")
-    kwargs = {}
-    for name in fields:
-        if name in data:
-            before = len(problems)
-            value = _convert(data[name], hints[name], f"{prefix}{name}", problems)
-            # A nested section keeps its good fields even when some of its fields were bad.
-            if len(problems) == before or dataclasses.is_dataclass(hints[name]):
-                kwargs[name] = value
-    if cls is TrainConfig:
-        return _unchecked_train_config(kwargs)
-    return cls(**kwargs)
-
-
-def _unchecked_train_config(kwargs: dict[str, Any]) -> TrainConfig:
-    """A TrainConfig without running its checks (they run once everything is converted)."""
-    config = object.__new__(TrainConfig)
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in kwargs:
-            value = kwargs[f.name]
-        elif f.default_factory is not dataclasses.MISSING:
-            value = f.default_factory()
-        else:
-            value = f.default
-        object.__setattr__(config, f.name, value)
-    return config
-
-
-def config_from_dict(data: Mapping[str, Any]) -> TrainConfig:
-    """A checked TrainConfig from a document; one TrainConfigError lists every problem."""
-    problems: list[str] = []
-    config = _dataclass_from(data, TrainConfig, "", problems)
-    problems += collect_problems(config)
-    if problems:
-        raise TrainConfigError(problems)
-    return config
-
-
-def read_config_document(path: str | Path) -> dict[str, Any]:
-    """The document in a .toml, .yaml/.yml or .json file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise TrainConfigError([f"cannot read config file {path}: {exc}"]) from exc
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".toml":
-            data = tomllib.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-        elif suffix == ".json":
-            data = json.loads(text)
-        else:
-            raise TrainConfigError([f"{path}: config files are .toml, .yaml, .yml or .json"])
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, ValueError) as exc:
-        if isinstance(exc, TrainConfigError):
-            raise
-        raise TrainConfigError([f"{path} is not valid {suffix[1:].upper()}: {exc}"]) from exc
-    except Exception as exc:  # yaml.YAMLError without importing yaml at module level
-        raise TrainConfigError([f"{path} is not valid YAML: {exc}"]) from exc
-    if not isinstance(data, dict):
-        raise TrainConfigError([f"{path}: the top level must be a table / mapping"])
-    return data
-
-
-def parse_override_value(text: str) -> Any:
-    """A TOML value (`3`, `1e-4`, `true`, `[1, 2]`, `"x"`, `{a = 1}`), else the plain string."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """A copy of `data` with each `key.sub=value` set (tables created as needed)."""
-    result = json.loads(json.dumps(data))  # deep copy of plain data
-    problems = []
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        parts = key.strip().split(".")
-        if not sep or not all(parts):
-            problems.append(f"override {item!r} is not key.sub=value")
-            continue
-        node = result
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                problems.append(f"override {item!r}: {part} is not a table")
-                break
-            node = child
-        else:
-            node[parts[-1]] = parse_override_value(value.strip())
-    if problems:
-        raise TrainConfigError(problems)
-    return result
-
-
-def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
-    """Read a config file, apply the overrides, check everything; one error lists it all."""
-    return config_from_dict(apply_overrides(read_config_document(path), overrides))
-
-
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """Plain JSON-able data (tuples become lists) that config_from_dict reads back."""
-    return json.loads(json.dumps(dataclasses.asdict(config)))
-
-
-def write_config(config: TrainConfig, folder: str | Path) -> Path:
-    """Write train_config.json into `folder` (temp file, then rename)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / CONFIG_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(config_to_dict(config), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path

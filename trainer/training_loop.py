@@ -1,26 +1,13 @@
-"""The training loop: data, model, AdamW, schedule, evaluation, checkpoints, logs.
+"""The training loop: one run on one rank, from its config to its logs and checkpoints.
 
-    from trainer.train_config import load_train_config
+    from trainer.config_loader import load_train_config
     from trainer.training_loop import train
     result = train(load_train_config("run.toml", ["train.steps=20"]))
 
-One update (step) = `micro_steps` micro-batches per rank, gradients accumulated, so that the
-update sees `train.batch_tokens` sequence slots over all ranks. The loss is the mean next-token
-cross-entropy over every target token of the whole update on all ranks (each micro-batch's
-summed loss is divided by the update's global target count, counted before the forward
-passes), so padding and uneven documents do not reweight anything. Gradients are clipped to
-`optim.grad_clip` (global norm), then AdamW and the learning-rate schedule step.
-
-Evaluations run after an update: every `eval.interval_steps`, after the last update, before
-the first (`eval.at_start`) and when the next sequence comes from a new mixture stage
-(`eval.at_stage_change`). A checkpoint follows the evaluations every
-`checkpoint.interval_steps` and after the last update. A run whose output_dir holds a
-checkpoint continues from the newest one: train_log.csv and eval.csv are cut back to its step
-and the run goes on as if never stopped (on CPU the losses are bit-for-bit those of an
-uninterrupted run: tests/trainer/test_resume.py).
-
-Files in output_dir: train_config.json, train_log.csv (one row per update), eval.csv,
-eval.png, checkpoints/ (trainer/checkpoint.py), hf/ (with checkpoint.export_hf).
+`Trainer` splits a run into named steps, as torchtitan's Trainer does: setup (data, model,
+optimizer, schedule, resume), `train_step` (one optimizer update with gradient accumulation),
+`evaluate`, `save_checkpoint`, `finish`. Every rank of a torchrun calls `train`. What an update,
+an evaluation and a resume mean exactly is in docs/trainer.md.
 """
 
 from __future__ import annotations
@@ -36,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from trainer import checkpoint as ckpt
 from trainer import evaluation
 from trainer.batches import MicroBatch, PackedBatches
+from trainer.config_loader import write_config
 from trainer.distributed import (
     DistContext,
     all_reduce_sum,
@@ -53,11 +40,10 @@ from trainer.distributed import (
 )
 from trainer.lr_schedule import build_lr_scheduler
 from trainer.mixture import MixtureSampler, Stage
-from trainer.model import Transformer
+from trainer.model import Transformer, cross_entropy_loss
 from trainer.model_configs import ModelConfig, flops_per_token, get_model_config
-from trainer.packing import IGNORE_INDEX
 from trainer.shard_source import DataError, DocumentStream, TrainingData, open_training_data
-from trainer.train_config import TrainConfig, TrainConfigError, write_config
+from trainer.train_config import TrainConfig, TrainConfigError
 
 TRAIN_LOG = "train_log.csv"
 TRAIN_LOG_FIELDS = (
@@ -269,6 +255,296 @@ def _check_export_tokenizer(path: str, expected: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class StepMetrics:
+    """What one update measured; a row of train_log.csv."""
+
+    loss: float
+    """Mean next-token cross-entropy (nats) over every target token of the update, all ranks."""
+    lr: float
+    """The learning rate the update used."""
+    grad_norm: float
+    """Global gradient norm before clipping."""
+    step_s: float
+    """Wall time of the update (seconds), from drawing its micro-batches to the loss."""
+    tokens_per_s: float
+    """Sequence slots per second over all ranks (padding included)."""
+    mfu: float | None
+    """Model FLOPs utilisation; None where the device's peak is unknown."""
+
+
+class Trainer:
+    """One training run on this rank: `__init__` sets it up and resumes, `run` drives it."""
+
+    def __init__(self, config: TrainConfig, ctx: DistContext) -> None:
+        problems = config.batch_problems(ctx.world_size)
+        if problems:
+            raise TrainConfigError(problems)
+        self.config = config
+        self.ctx = ctx
+        self.out = Path(config.output_dir)
+        self._setup_data_and_model()
+        self.step = 0  # updates done
+        self.tokens = 0  # sequence slots trained on, padding included: step * batch_tokens
+        self.resumed_from: int | None = None  # step of the checkpoint this run continued from
+        self._resume()
+        self._prepare_output()
+        barrier(ctx)
+        # Mixture stage of the data trained on last (before any update: of the first one).
+        self.stage = self.batches.peek_stage()
+
+    def _setup_data_and_model(self) -> None:
+        """Data, model (wrapped for DDP/FSDP), AdamW, schedule, batches, held-out sets."""
+        config, ctx = self.config, self.ctx
+        stages = config.mixture.resolved_stages()
+        data = open_training_data(
+            config.data.manifests,
+            [s.weights for s in stages],
+            config.eval.manifests,
+            config.eval.holdout_shards_per_source,
+        )
+        if config.checkpoint.export_tokenizer is not None:
+            _check_export_tokenizer(
+                config.checkpoint.export_tokenizer, data.manifest.tokenizer.fingerprint
+            )
+        model = build_model(config, data).to(ctx.device)
+        model_config = model.config
+        if config.train.compile:
+            model.compile()
+        self.model = wrap_model(model, ctx)
+        self.optimizer = build_optimizer(self.model, config, ctx.device)
+        self.scheduler = build_lr_scheduler(
+            self.optimizer, config.schedule.lr_schedule(config.train.steps)
+        )
+        self.batches, bos, eos, pad = build_batches(config, data, ctx)
+        self.heldout = evaluation.build_heldout_sets(
+            data.heldout, config.eval.tokens_per_domain, config.packing.seq_len, pad, bos, eos, ctx
+        )
+        self.eval_micro_batch_size = config.eval.micro_batch_size or config.train.micro_batch_size
+        self.micro_steps = config.micro_steps(ctx.world_size)
+        self.flops_per_token = flops_per_token(model_config, config.packing.seq_len)
+        self.peak_flops = peak_flops(config, ctx.device)
+
+    def _resume(self) -> None:
+        """Continue from the newest checkpoint in output_dir, when there is one."""
+        latest = ckpt.latest_checkpoint(self.out) if self.config.checkpoint.resume else None
+        if latest is None:
+            return
+        state = ckpt.load_checkpoint(latest, self.model, self.optimizer, self.scheduler, self.ctx)
+        self.batches.load_state_dict(state["data"][self.ctx.rank])
+        self.step = self.resumed_from = int(state["step"])
+        self.tokens = int(state["progress"]["tokens"])
+
+    def _prepare_output(self) -> None:
+        """Rank 0: write train_config.json, cut the logs back to the resumed step, announce."""
+        if not self.ctx.is_main:
+            return
+        config, ctx, out = self.config, self.ctx, self.out
+        out.mkdir(parents=True, exist_ok=True)
+        write_config(config, out)
+        if self.resumed_from is None:  # a fresh run: no rows of an earlier one
+            for name in (TRAIN_LOG, evaluation.EVAL_CSV):
+                (out / name).unlink(missing_ok=True)
+        else:
+            _truncate_csv(out / TRAIN_LOG, self.step)
+            _truncate_csv(out / evaluation.EVAL_CSV, self.step)
+        print(
+            f"[train] {out}: model {sum(p.numel() for p in unwrap(self.model).parameters()):,} "
+            f"params, {ctx.world_size} process(es) on {ctx.device}, {self.micro_steps} "
+            f"micro-batch(es) of {config.train.micro_batch_size} x {config.packing.seq_len} "
+            "per update"
+            + (f", resumed from step {self.step}" if self.resumed_from is not None else ""),
+            flush=True,
+        )
+
+    def run(self, started: float, stop_after_step: int | None = None) -> TrainResult:
+        """Train up to train.steps (or stop_after_step); `started`: perf_counter at launch."""
+        config = self.config
+        result = TrainResult(str(self.out), self.step, self.resumed_from)
+        if self.step == 0 and config.eval.at_start:
+            self._evaluate_into(result)
+        self.model.train()
+        step_times: list[float] = []
+        while self.step < config.train.steps:
+            metrics = self.train_step()
+            step_times.append(metrics.step_s)
+            result.losses.append(metrics.loss)
+            result.steps = self.step
+            self.log_step(metrics)
+            last = self.step == config.train.steps
+            if self._evaluation_due(last):
+                self._evaluate_into(result)
+            every = config.checkpoint.interval_steps
+            if last or (every and self.step % every == 0):
+                self.save_checkpoint()
+            if stop_after_step is not None and self.step >= stop_after_step and not last:
+                break
+        if self.step == config.train.steps:
+            self.finish()
+        self._summarise(result, step_times, started)
+        return result
+
+    def train_step(self) -> StepMetrics:
+        """One optimizer update: micro_steps micro-batches, gradients accumulated, clipped."""
+        config, ctx = self.config, self.ctx
+        t0 = time.perf_counter()
+        micro = [self.batches.next_micro_batch() for _ in range(self.micro_steps)]
+        self.stage = micro[-1].stage
+        # The loss is the mean over every target token of the update on all ranks: each
+        # micro-batch's summed loss is divided by the global target count, counted before the
+        # forward passes, so padding and uneven documents do not reweight anything.
+        local_targets = sum(mb.target_tokens for mb in micro)
+        (global_targets,) = all_reduce_sum([float(local_targets)], ctx)
+        scale = ctx.world_size / max(global_targets, 1.0)  # DDP/FSDP average over ranks
+        loss_sum = torch.zeros((), dtype=torch.float64, device=ctx.device)
+        for i, mb in enumerate(micro):
+            summed = self._forward_backward(mb, scale, sync=i == len(micro) - 1)
+            loss_sum += summed.detach().double()
+        max_norm = config.optim.grad_clip or math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        if hasattr(grad_norm, "full_tensor"):  # FSDP2: a DTensor
+            grad_norm = grad_norm.full_tensor()
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self.tokens += config.train.batch_tokens
+        (total_loss,) = all_reduce_sum([float(loss_sum)], ctx)
+        loss = total_loss / max(global_targets, 1.0)
+        if ctx.device.type == "cuda":
+            torch.cuda.synchronize(ctx.device)
+        step_s = time.perf_counter() - t0
+        tokens_per_s = config.train.batch_tokens / step_s
+        mfu = self._mfu(tokens_per_s)
+        return StepMetrics(loss, lr, float(grad_norm), step_s, tokens_per_s, mfu)
+
+    def _forward_backward(self, mb: MicroBatch, scale: float, sync: bool) -> torch.Tensor:
+        """Backward of one micro-batch's summed loss * scale; returns the summed loss (nats)."""
+        t = _to_device(mb, self.ctx.device)
+        with _no_sync(self.model, self.ctx, sync=sync):
+            with _autocast(self.ctx, self.config):
+                flash = self.ctx.device.type == "cuda"
+                logits = self.model(
+                    t["input_ids"],
+                    t["position_ids"],
+                    cu_seqlens=t["cu_seqlens"] if flash else None,
+                    max_seqlen=mb.max_seqlen if flash else None,
+                )
+            summed = cross_entropy_loss(logits, t["labels"], reduction="sum")
+            (summed * scale).backward()
+        return summed
+
+    def _mfu(self, tokens_per_s: float) -> float | None:
+        if not self.peak_flops:
+            return None
+        return self.flops_per_token * tokens_per_s / (self.peak_flops * self.ctx.world_size)
+
+    def log_step(self, metrics: StepMetrics) -> None:
+        """Rank 0: a row of train_log.csv, and a progress line every train.log_interval."""
+        if not self.ctx.is_main:
+            return
+        config, m = self.config, metrics
+        fill = self.batches.packed_real_tokens / max(self.batches.packed_slots, 1)
+        _append_csv(
+            self.out / TRAIN_LOG,
+            TRAIN_LOG_FIELDS,
+            [
+                self.step,
+                self.tokens,
+                self.stage,
+                f"{m.loss:.6f}",
+                f"{m.lr:.6g}",
+                f"{m.grad_norm:.4f}",
+                f"{m.step_s:.4f}",
+                f"{m.tokens_per_s:.1f}",
+                "" if m.mfu is None else f"{m.mfu:.4f}",
+                f"{fill:.4f}",
+                _mixture_text(self.batches.sampler),
+            ],
+        )
+        if self.step % config.train.log_interval == 0 or self.step == config.train.steps:
+            shown_mfu = "" if m.mfu is None else f" mfu {m.mfu:.1%}"
+            print(
+                f"[train] step {self.step}/{config.train.steps} loss {m.loss:.4f} lr {m.lr:.3g} "
+                f"grad {m.grad_norm:.3f} {m.tokens_per_s:,.0f} tok/s{shown_mfu} "
+                f"stage {self.stage}",
+                flush=True,
+            )
+
+    def _evaluation_due(self, last: bool) -> bool:
+        """After the last update, every eval.interval_steps, and before a new mixture stage."""
+        next_stage = self.batches.peek_stage() if not last else self.stage
+        interval = self.config.eval.interval_steps
+        return bool(
+            last
+            or (interval and self.step % interval == 0)
+            or (self.config.eval.at_stage_change and next_stage != self.stage)
+        )
+
+    def evaluate(self) -> dict[str, float] | None:
+        """Held-out loss per domain (rank 0 appends eval.csv); None without held-out data."""
+        if not self.heldout:
+            return None
+        results = evaluation.evaluate(
+            self.model,
+            self.heldout,
+            self.eval_micro_batch_size,
+            self.ctx,
+            _autocast(self.ctx, self.config),
+        )
+        if self.ctx.is_main:
+            csv_path = self.out / evaluation.EVAL_CSV
+            evaluation.append_eval_rows(csv_path, self.step, self.tokens, self.stage, results)
+            shown = ", ".join(f"{d} {loss:.4f}" for d, (loss, _) in sorted(results.items()))
+            print(f"[eval] step {self.step} tokens {self.tokens:,}: {shown}", flush=True)
+        return {d: loss for d, (loss, _) in results.items()}
+
+    def _evaluate_into(self, result: TrainResult) -> None:
+        losses = self.evaluate()
+        if losses is not None:
+            result.last_eval = losses
+
+    def save_checkpoint(self) -> Path:
+        """The checkpoint of the current step (collective: every rank calls it)."""
+        return ckpt.save_checkpoint(
+            self.out,
+            self.step,
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            self.batches.state_dict(),
+            {"tokens": self.tokens},
+            self.config,
+            self.ctx,
+        )
+
+    def finish(self) -> None:
+        """After the last update: eval.png, and the Hugging Face export when asked for."""
+        config, ctx, out = self.config, self.ctx, self.out
+        if ctx.is_main and config.eval.plot and (out / evaluation.EVAL_CSV).exists():
+            evaluation.plot_eval(out / evaluation.EVAL_CSV, out / evaluation.EVAL_PNG, out.name)
+        if config.checkpoint.export_hf and ctx.is_main and ctx.strategy != "fsdp":
+            from trainer.hf_checkpoint import export_hf_checkpoint
+
+            tok = config.checkpoint.export_tokenizer  # checked against the manifests at start
+            export_hf_checkpoint(unwrap(self.model), out / "hf", tokenizer_json=tok, overwrite=True)
+
+    def _summarise(self, result: TrainResult, step_times: list[float], started: float) -> None:
+        """Throughput and elapsed time into `result`; rank 0 prints the summary line."""
+        # The first updates include Numba and kernel warm-up: the mean is over the later half.
+        timed = step_times[len(step_times) // 2 :]
+        if timed:
+            mean_s = sum(timed) / len(timed)
+            result.tokens_per_s = self.config.train.batch_tokens / mean_s
+            result.mfu = self._mfu(result.tokens_per_s)
+        result.elapsed_s = time.perf_counter() - started
+        if self.ctx.is_main:
+            summary = dataclasses.asdict(result)
+            summary["losses"] = summary["losses"][-5:]
+            print(f"[train] done: {json.dumps(summary)}", flush=True)
+
+
 def train(config: TrainConfig, *, stop_after_step: int | None = None) -> TrainResult:
     """Run (or continue) the training run of `config`; every rank of a torchrun calls it.
 
@@ -280,205 +556,6 @@ def train(config: TrainConfig, *, stop_after_step: int | None = None) -> TrainRe
         config.train.device, config.distributed.strategy, config.distributed.backend
     )
     try:
-        return _train(config, ctx, started, stop_after_step)
+        return Trainer(config, ctx).run(started, stop_after_step)
     finally:
         shutdown(ctx)
-
-
-def _train(
-    config: TrainConfig, ctx: DistContext, started: float, stop_after_step: int | None
-) -> TrainResult:
-    problems = config.batch_problems(ctx.world_size)
-    if problems:
-        raise TrainConfigError(problems)
-    out = Path(config.output_dir)
-    stages = config.mixture.resolved_stages()
-    data = open_training_data(
-        config.data.manifests,
-        [s.weights for s in stages],
-        config.eval.manifests,
-        config.eval.holdout_shards_per_source,
-    )
-    if config.checkpoint.export_tokenizer is not None:
-        _check_export_tokenizer(
-            config.checkpoint.export_tokenizer, data.manifest.tokenizer.fingerprint
-        )
-    model = build_model(config, data).to(ctx.device)
-    model_config = model.config
-    if config.train.compile:
-        model.compile()
-    model = wrap_model(model, ctx)
-    optimizer = build_optimizer(model, config, ctx.device)
-    scheduler = build_lr_scheduler(optimizer, config.schedule.lr_schedule(config.train.steps))
-    batches, bos, eos, pad = build_batches(config, data, ctx)
-    heldout = evaluation.build_heldout_sets(
-        data.heldout, config.eval.tokens_per_domain, config.packing.seq_len, pad, bos, eos, ctx
-    )
-    eval_mb = config.eval.micro_batch_size or config.train.micro_batch_size
-    micro_steps = config.micro_steps(ctx.world_size)
-    flops = flops_per_token(model_config, config.packing.seq_len)
-    peak = peak_flops(config, ctx.device)
-
-    step = 0
-    tokens = 0
-    resumed_from = None
-    latest = ckpt.latest_checkpoint(out) if config.checkpoint.resume else None
-    if latest is not None:
-        state = ckpt.load_checkpoint(latest, model, optimizer, scheduler, ctx)
-        batches.load_state_dict(state["data"][ctx.rank])
-        step = resumed_from = int(state["step"])
-        tokens = int(state["progress"]["tokens"])
-    if ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_config(config, out)
-        if resumed_from is None:  # a fresh run: no rows of an earlier one
-            for name in (TRAIN_LOG, evaluation.EVAL_CSV):
-                (out / name).unlink(missing_ok=True)
-        else:
-            _truncate_csv(out / TRAIN_LOG, step)
-            _truncate_csv(out / evaluation.EVAL_CSV, step)
-        print(
-            f"[train] {out}: model {sum(p.numel() for p in unwrap(model).parameters()):,} "
-            f"params, {ctx.world_size} process(es) on {ctx.device}, {micro_steps} micro-batch(es)"
-            f" of {config.train.micro_batch_size} x {config.packing.seq_len} per update"
-            + (f", resumed from step {step}" if resumed_from is not None else ""),
-            flush=True,
-        )
-    barrier(ctx)
-
-    result = TrainResult(str(out), step, resumed_from)
-    stage = batches.peek_stage()
-
-    def run_eval() -> None:
-        if not heldout:
-            return
-        results = evaluation.evaluate(model, heldout, eval_mb, ctx, _autocast(ctx, config))
-        result.last_eval = {d: loss for d, (loss, _) in results.items()}
-        if ctx.is_main:
-            evaluation.append_eval_rows(out / evaluation.EVAL_CSV, step, tokens, stage, results)
-            shown = ", ".join(f"{d} {loss:.4f}" for d, (loss, _) in sorted(results.items()))
-            print(f"[eval] step {step} tokens {tokens:,}: {shown}", flush=True)
-
-    if step == 0 and config.eval.at_start:
-        run_eval()
-    model.train()
-    step_times: list[float] = []
-    while step < config.train.steps:
-        t0 = time.perf_counter()
-        micro = [batches.next_micro_batch() for _ in range(micro_steps)]
-        stage = micro[-1].stage
-        local_targets = sum(mb.target_tokens for mb in micro)
-        (global_targets,) = all_reduce_sum([float(local_targets)], ctx)
-        scale = ctx.world_size / max(global_targets, 1.0)  # DDP/FSDP average over ranks
-        loss_sum = torch.zeros((), dtype=torch.float64, device=ctx.device)
-        for i, mb in enumerate(micro):
-            t = _to_device(mb, ctx.device)
-            with _no_sync(model, ctx, sync=i == len(micro) - 1):
-                with _autocast(ctx, config):
-                    flash = ctx.device.type == "cuda"
-                    logits = model(
-                        t["input_ids"],
-                        t["position_ids"],
-                        cu_seqlens=t["cu_seqlens"] if flash else None,
-                        max_seqlen=mb.max_seqlen if flash else None,
-                    )
-                summed = F.cross_entropy(
-                    logits.float().reshape(-1, logits.shape[-1]),
-                    t["labels"].reshape(-1),
-                    ignore_index=IGNORE_INDEX,
-                    reduction="sum",
-                )
-                (summed * scale).backward()
-            loss_sum += summed.detach().double()
-        max_norm = config.optim.grad_clip or math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-        if hasattr(grad_norm, "full_tensor"):  # FSDP2: a DTensor
-            grad_norm = grad_norm.full_tensor()
-        lr = optimizer.param_groups[0]["lr"]
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        tokens += config.train.batch_tokens
-        (total_loss,) = all_reduce_sum([float(loss_sum)], ctx)
-        loss = total_loss / max(global_targets, 1.0)
-        if ctx.device.type == "cuda":
-            torch.cuda.synchronize(ctx.device)
-        step_s = time.perf_counter() - t0
-        step_times.append(step_s)
-        tokens_per_s = config.train.batch_tokens / step_s
-        mfu = flops * tokens_per_s / (peak * ctx.world_size) if peak else None
-        result.losses.append(loss)
-        result.steps = step
-        if ctx.is_main:
-            fill = batches.packed_real_tokens / max(batches.packed_slots, 1)
-            _append_csv(
-                out / TRAIN_LOG,
-                TRAIN_LOG_FIELDS,
-                [
-                    step,
-                    tokens,
-                    stage,
-                    f"{loss:.6f}",
-                    f"{lr:.6g}",
-                    f"{float(grad_norm):.4f}",
-                    f"{step_s:.4f}",
-                    f"{tokens_per_s:.1f}",
-                    "" if mfu is None else f"{mfu:.4f}",
-                    f"{fill:.4f}",
-                    _mixture_text(batches.sampler),
-                ],
-            )
-            if step % config.train.log_interval == 0 or step == config.train.steps:
-                shown_mfu = "" if mfu is None else f" mfu {mfu:.1%}"
-                print(
-                    f"[train] step {step}/{config.train.steps} loss {loss:.4f} lr {lr:.3g} "
-                    f"grad {float(grad_norm):.3f} {tokens_per_s:,.0f} tok/s{shown_mfu} "
-                    f"stage {stage}",
-                    flush=True,
-                )
-        last = step == config.train.steps
-        next_stage = batches.peek_stage() if not last else stage
-        interval = config.eval.interval_steps
-        if (
-            last
-            or (interval and step % interval == 0)
-            or (config.eval.at_stage_change and next_stage != stage)
-        ):
-            run_eval()
-        every = config.checkpoint.interval_steps
-        if last or (every and step % every == 0):
-            ckpt.save_checkpoint(
-                out,
-                step,
-                model,
-                optimizer,
-                scheduler,
-                batches.state_dict(),
-                {"tokens": tokens},
-                config,
-                ctx,
-            )
-        if stop_after_step is not None and step >= stop_after_step and not last:
-            break
-
-    if step == config.train.steps:
-        if ctx.is_main and config.eval.plot and (out / evaluation.EVAL_CSV).exists():
-            evaluation.plot_eval(out / evaluation.EVAL_CSV, out / evaluation.EVAL_PNG, out.name)
-        if config.checkpoint.export_hf and ctx.is_main and ctx.strategy != "fsdp":
-            from trainer.hf_checkpoint import export_hf_checkpoint
-
-            tok = config.checkpoint.export_tokenizer  # checked against the manifests at start
-            export_hf_checkpoint(unwrap(model), out / "hf", tokenizer_json=tok, overwrite=True)
-    # The first updates include Numba and kernel warm-up: the mean is over the later half.
-    timed = step_times[len(step_times) // 2 :]
-    if timed:
-        mean_s = sum(timed) / len(timed)
-        result.tokens_per_s = config.train.batch_tokens / mean_s
-        result.mfu = flops * result.tokens_per_s / (peak * ctx.world_size) if peak else None
-    result.elapsed_s = time.perf_counter() - started
-    if ctx.is_main:
-        summary = dataclasses.asdict(result)
-        summary["losses"] = summary["losses"][-5:]
-        print(f"[train] done: {json.dumps(summary)}", flush=True)
-    return result

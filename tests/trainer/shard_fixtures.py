@@ -1,6 +1,7 @@
 """Shards and manifests for the trainer tests, written with the tokenizer package's writers
 (no Beam): random-token runs for the data mechanics, and real text (stdlib code, GSM8K math
-from ../shared/data) tokenized with a tiny BPE tokenizer for the training tests."""
+from the shared test data, tests/conftest.py's `require_shared`) tokenized with a tiny BPE
+tokenizer for the training tests."""
 
 from __future__ import annotations
 

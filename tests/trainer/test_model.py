@@ -147,6 +147,14 @@ def test_loss_ignores_minus_100() -> None:
     torch.testing.assert_close(cross_entropy_loss(logits, labels), expected)
 
 
+def test_summed_loss_is_the_mean_times_the_targets() -> None:
+    """The training step and the evaluation sum the loss and divide by a count of their own."""
+    logits = torch.randn(2, 5, 10)
+    labels = torch.tensor([[3, -100, 5, 1, -100], [0, 2, -100, -100, 9]])
+    summed = cross_entropy_loss(logits, labels, reduction="sum")
+    torch.testing.assert_close(summed, cross_entropy_loss(logits, labels) * 6)
+
+
 def test_tied_embeddings_share_one_matrix() -> None:
     model = tiny_model(tie_embeddings=True)
     assert model.output.weight is model.tok_embeddings.weight

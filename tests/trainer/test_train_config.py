@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from trainer.cli import train_main
-from trainer.train_config import (
-    TrainConfigError,
+from trainer.config_loader import (
     config_from_dict,
     config_to_dict,
     load_train_config,
     write_config,
 )
+from trainer.train_config import TrainConfigError
 
 TOML = """
 output_dir = "runs/x"

@@ -19,8 +19,8 @@ import torch
 from tests.conftest import REPO_ROOT
 from trainer.checkpoint import latest_checkpoint, list_checkpoints
 from trainer.cli import train_main
+from trainer.config_loader import config_from_dict
 from trainer.experiment import SECTION_5_1_1, run_experiment
-from trainer.train_config import config_from_dict
 from trainer.training_loop import train
 
 
