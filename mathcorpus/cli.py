@@ -43,8 +43,12 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "main",
         "documents (pool, JSONL/Parquet text, code) -> token shards + manifest",
     ),
-    "tokenizer": ("tokenizer.cli", "tokenizer_main", "train or inspect a byte-level BPE tokenizer"),
-    "manifest": ("tokenizer.cli", "manifest_main", "verify, show or merge shard manifests"),
+    "tokenizer": (
+        "pipeline.shards.tokenizer_cli",
+        "main",
+        "train or inspect a byte-level BPE tokenizer",
+    ),
+    "manifest": ("tokenizer.cli", "main", "verify, show or merge shard manifests"),
     "train": (
         "trainer.cli",
         "train_main",

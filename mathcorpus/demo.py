@@ -75,7 +75,7 @@ def run_demo(
     from pipeline.pool.config import PoolConfig
     from pipeline.pool.pipeline import run_pool
     from pipeline.shards.pipeline import ShardsConfig, run_shards
-    from tokenizer.cli import tokenizer_main
+    from pipeline.shards.tokenizer_cli import main as tokenizer_main
 
     started = time.monotonic()
     workdir.mkdir(parents=True, exist_ok=True)

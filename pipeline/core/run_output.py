@@ -14,8 +14,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
+
+from pipeline.core.files import match_files
 
 STATS_FILE = "stats.json"
 CONFIG_FILE = "config.json"
@@ -46,14 +47,6 @@ def write_json_atomic(path: str, data: Any) -> None:
     if FileSystems.exists(path):
         FileSystems.delete([path])
     FileSystems.rename([tmp], [path])
-
-
-def _match(pattern: str) -> list[str]:
-    try:
-        result = FileSystems.match([pattern])[0]
-    except BeamIOError:
-        return []
-    return sorted(m.path for m in result.metadata_list)
 
 
 def _delete_tree(path: str) -> None:
@@ -112,13 +105,13 @@ class RunOutput:
     def _remove_owned(self) -> None:
         doomed: list[str] = []
         for pattern in self.owned_globs:
-            doomed.extend(_match(self.path(pattern)))
+            doomed.extend(match_files(self.path(pattern)))
         if doomed:
             FileSystems.delete(doomed)
 
     def commit(self, config_json: Mapping[str, Any], stats: Mapping[str, Any]) -> None:
         """Move staged files into the folder, then write config.json, then stats.json (last)."""
-        staged = _match(FileSystems.join(self.staging, "**"))
+        staged = match_files(FileSystems.join(self.staging, "**"))
         prefix = self.staging.rstrip("/") + "/"
         sources: list[str] = []
         targets: list[str] = []

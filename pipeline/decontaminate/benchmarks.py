@@ -33,10 +33,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.core.config_errors import ConfigError
+from pipeline.core.files import match_files
 
 KNOWN_FORMATS: tuple[str, ...] = (
     "gsm8k",
@@ -257,13 +257,6 @@ def load_items(
     return items
 
 
-def _match(pattern: str) -> list[str]:
-    try:
-        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-    except BeamIOError:
-        return []
-
-
 def _stem(path: str) -> str:
     name = path.rstrip("/").rsplit("/", 1)[-1]
     for suffix in (".jsonl", ".json", ".ndjson"):
@@ -291,7 +284,7 @@ def resolve_specs(specs: Iterable[str]) -> list[BenchmarkSpec]:
         if not sep or fmt not in FORMATS:
             # A path that contains `=` (and no known FORMAT= prefix) is still a path.
             fmt, path = "", spec
-        files = _match(path.rstrip("/") + "/*.jsonl") or _match(path)
+        files = match_files(path.rstrip("/") + "/*.jsonl") or match_files(path)
         if not files and sep and "/" not in spec.partition("=")[0]:
             prefix = spec.partition("=")[0]
             problems.append(f"{spec!r}: unknown format {prefix!r}; choose one of {FORMATS}")

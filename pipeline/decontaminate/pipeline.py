@@ -29,7 +29,6 @@ and matched span, `contamination.json` naming what leaked, `benchmark_index.npz`
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import logging
@@ -43,13 +42,19 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam import pvalue
-from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.core.config_errors import ConfigError, raise_if_problems
 from pipeline.core.counters import StageCounter, counters_from_beam_result, stats_document
-from pipeline.core.records import DeadLetter
+from pipeline.core.dead_letters import (
+    DEAD_LETTER,
+    DEAD_LETTER_GLOB,
+    DeadLetter,
+    WriteDeadLetters,
+    dead_letter_output,
+)
+from pipeline.core.files import match_files
 from pipeline.core.run_output import (
     STATS_FILE,
     OutputConflict,
@@ -75,9 +80,7 @@ STAGE = "decontaminate"
 DECONTAM_STAGES = (STAGE,)
 KEPT = "kept"
 REMOVED = "removed"
-DEAD_LETTER = "dead_letter"
 REMOVED_DIR = "removed"
-DEAD_LETTER_DIR = "dead_letter"
 REPORT_FILE = "contamination.json"
 INDEX_FILE = "benchmark_index.npz"
 # Per-item leak counts written by the pipeline, turned into contamination.json by the driver.
@@ -170,20 +173,13 @@ class DecontaminateConfig:
 # --- pure helpers ---------------------------------------------------------------------------
 
 
-def _match(pattern: str) -> list[str]:
-    try:
-        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-    except BeamIOError:
-        return []
-
-
 def resolve_input_files(inputs: Iterable[str]) -> list[str]:
     """Each input: a folder (its `pool-*.parquet`) or a glob of Parquet files."""
     files: list[str] = []
     problems: list[str] = []
     for spec in inputs:
-        found = _match(FileSystems.join(spec.rstrip("/"), f"{POOL_FILE_PREFIX}-*.parquet"))
-        found = found or [f for f in _match(spec) if f.endswith(".parquet")]
+        found = match_files(FileSystems.join(spec.rstrip("/"), f"{POOL_FILE_PREFIX}-*.parquet"))
+        found = found or [f for f in match_files(spec) if f.endswith(".parquet")]
         if not found:
             problems.append(f"--input {spec!r}: no pool-*.parquet in that folder, no Parquet file")
         files.extend(found)
@@ -267,12 +263,12 @@ class MatchBenchmarks(beam.DoFn):
             stage=STAGE,
             reason=reason,
             error=error,
-            warc_file=str(row.get("warc_file") or ""),
-            warc_offset=int(row["warc_offset"]) if row.get("warc_offset") is not None else -1,
+            source=str(row.get("warc_file") or ""),
+            offset=int(row["warc_offset"]) if row.get("warc_offset") is not None else -1,
             url=str(row.get("url") or ""),
-            extra={"doc_id": str(row.get("doc_id") or "")},
+            doc_id=str(row.get("doc_id") or ""),
         )
-        return pvalue.TaggedOutput(DEAD_LETTER, record)
+        return dead_letter_output(record)
 
     def process(self, row: dict[str, Any], index: BenchmarkIndex) -> Iterator[Any]:
         self.counter.entered()
@@ -372,10 +368,6 @@ class ContaminationReport(beam.PTransform):
         return (items, benchmarks) | "ReportLines" >> beam.Flatten()
 
 
-def _dead_letter_json(record: DeadLetter) -> str:
-    return json.dumps(dataclasses.asdict(record), ensure_ascii=False, sort_keys=True)
-
-
 def build_pipeline(
     p: beam.Pipeline,
     files: list[str],
@@ -408,14 +400,7 @@ def build_pipeline(
             FileSystems.join(staging, REPORT_PARTS, "leaks"), file_name_suffix=".jsonl"
         )
     )
-    _ = (
-        out[DEAD_LETTER]
-        | "DeadLetterJson" >> beam.Map(_dead_letter_json)
-        | "WriteDeadLetters"
-        >> beam.io.WriteToText(
-            FileSystems.join(staging, DEAD_LETTER_DIR, DEAD_LETTER), file_name_suffix=".jsonl"
-        )
-    )
+    _ = out[DEAD_LETTER] | "WriteDeadLetters" >> WriteDeadLetters(staging)
 
 
 # --- the report -----------------------------------------------------------------------------
@@ -471,7 +456,7 @@ def contamination_report(
 
 def _read_report_lines(staging: str) -> list[str]:
     lines: list[str] = []
-    for path in _match(FileSystems.join(staging, REPORT_PARTS, "*")):
+    for path in match_files(FileSystems.join(staging, REPORT_PARTS, "*")):
         with FileSystems.open(path) as fh:
             lines.extend(x for x in fh.read().decode("utf-8").splitlines() if x.strip())
     return lines
@@ -487,7 +472,7 @@ def decontaminate_run_output(config: DecontaminateConfig, digests: dict[str, str
         owned_globs=(
             f"{POOL_FILE_PREFIX}-*.parquet",
             f"{REMOVED_DIR}/*",
-            f"{DEAD_LETTER_DIR}/*",
+            DEAD_LETTER_GLOB,
             REPORT_FILE,
             INDEX_FILE,
         ),

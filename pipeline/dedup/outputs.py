@@ -13,6 +13,7 @@ import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.core.files import match_files
 from pipeline.dedup.config import DedupOptions
 from pipeline.dedup.report import build_report
 from pipeline.dedup.schema import (
@@ -36,14 +37,6 @@ DEDUP_OWNED_GLOBS = (
     f"{BAND_INDEX_DIR}/*",
     REPORT_FILE,
 )
-
-
-def match_files(pattern: str) -> list[str]:
-    """Sorted paths matching a pattern on any Beam file system ([] when none)."""
-    try:
-        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-    except Exception:  # no match on some file systems raises instead of returning nothing
-        return []
 
 
 def prior_index_problems(pool_dir: str, options: DedupOptions) -> list[str]:

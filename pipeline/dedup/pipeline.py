@@ -35,6 +35,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.core.config_errors import ConfigError
 from pipeline.core.counters import counters_from_beam_result, stats_document
+from pipeline.core.files import match_files
 from pipeline.core.run_output import STATS_FILE, OutputConflict, RunOutput, read_json
 from pipeline.core.stage_cli import format_funnel, with_default_runner
 from pipeline.dedup.config import (
@@ -45,7 +46,6 @@ from pipeline.dedup.config import (
 from pipeline.dedup.outputs import (
     DEDUP_OWNED_GLOBS,
     finish_report,
-    match_files,
     prior_index_problems,
     write_dedup_outputs,
 )

@@ -61,6 +61,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.core.config_errors import ConfigError, raise_if_problems
 from pipeline.core.counters import counters_from_beam_result, stats_document
+from pipeline.core.dead_letters import DEAD_LETTER, DEAD_LETTER_GLOB, WriteDeadLetters
+from pipeline.core.files import match_files
 from pipeline.core.run_output import OutputConflict, RunOutput, read_json, write_json_atomic
 from pipeline.core.stage_cli import with_default_runner
 from pipeline.mine.classifier import (
@@ -93,7 +95,6 @@ from pipeline.mine.score_histogram import (
     cut_for_min_score,
 )
 from pipeline.mine.transforms import (
-    DEAD_LETTER,
     KeepCollected,
     MarkCollected,
     SampleNegatives,
@@ -237,10 +238,7 @@ def iteration_dir(config: MiningConfig, k: int) -> str:
 
 def pool_files(pool: str) -> list[str]:
     pattern = FileSystems.join(pool, f"{POOL_FILE_PREFIX}-*.parquet")
-    try:
-        files = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-    except Exception:  # BeamIOError and friends: reported as a config problem below
-        files = []
+    files = match_files(pattern)
     if not files:
         raise ConfigError("mining config", [f"pool: no {POOL_FILE_PREFIX}-*.parquet in {pool}"])
     return files
@@ -338,7 +336,7 @@ class MiningRun:
             "seed": cfg.seed,
             "rate": rate,
         }
-        output = RunOutput(out_dir, fields, owned_globs=("negatives-*.jsonl", "dead_letter/*"))
+        output = RunOutput(out_dir, fields, owned_globs=("negatives-*.jsonl", DEAD_LETTER_GLOB))
         if not output.finished_with_same_config(overwrite=True):
             LOG.info("sampling negatives from the pool (rate %.4f)", rate)
             output.begin()
@@ -433,7 +431,7 @@ class MiningRun:
                 f"{SCORES_PREFIX}-*.parquet",
                 "collected/*",
                 "counts/*",
-                "dead_letter/*",
+                DEAD_LETTER_GLOB,
                 "histogram.json",
                 "cut.json",
                 "domains.csv",
@@ -529,9 +527,7 @@ class MiningRun:
                 | "Join" >> beam.CoGroupByKey()
                 | "Overlap" >> beam.ParDo(CountOverlap())
             )
-        _ = scored[DEAD_LETTER] | "WriteDead" >> beam.io.WriteToText(
-            os.path.join(staging, "dead_letter", DEAD_LETTER), file_name_suffix=".jsonl"
-        )
+        _ = scored[DEAD_LETTER] | "WriteDead" >> WriteDeadLetters(staging)
         result = p.run()
         result.wait_until_finish()
         counters = counters_from_beam_result(result)

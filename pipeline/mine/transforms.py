@@ -25,6 +25,7 @@ from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.core.counters import StageCounter
+from pipeline.core.dead_letters import DeadLetter, dead_letter_output
 from pipeline.mine.classifier import (
     METADATA_FILE,
     TABLE_FILE,
@@ -35,7 +36,6 @@ from pipeline.mine.classifier import (
 from pipeline.mine.domain_discovery import path_prefixes, under_prefixes
 from pipeline.mine.score_histogram import Cut
 
-DEAD_LETTER = "dead_letter"
 # Without a tokenizer, tokens are estimated as characters / 4: English BPE vocabularies of
 # 32k-100k entries (GPT-2, Llama, DeepSeek) average about 4 characters per token on web text.
 CHARS_PER_TOKEN_ESTIMATE = 4.0
@@ -62,14 +62,17 @@ def local_model_dir(model_dir: str) -> str:
 
 
 def dead_letter(stage: str, reason: str, error: str, row: dict[str, Any]) -> pvalue.TaggedOutput:
-    record = {
-        "stage": stage,
-        "reason": reason,
-        "error": error,
-        "doc_id": str(row.get("doc_id") or ""),
-        "url": str(row.get("url") or ""),
-    }
-    return pvalue.TaggedOutput(DEAD_LETTER, json.dumps(record, ensure_ascii=False))
+    return dead_letter_output(
+        DeadLetter(
+            stage,
+            reason,
+            error,
+            source=str(row.get("warc_file") or ""),
+            offset=int(row["warc_offset"]) if row.get("warc_offset") is not None else -1,
+            url=str(row.get("url") or ""),
+            doc_id=str(row.get("doc_id") or ""),
+        )
+    )
 
 
 class ScorePages(beam.DoFn):

@@ -33,12 +33,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.core.config_errors import ConfigError
 from pipeline.core.counters import counters_from_beam_result, stats_document
+from pipeline.core.dead_letters import DEAD_LETTER, DEAD_LETTER_GLOB, WriteDeadLetters
+from pipeline.core.files import match_files
 from pipeline.core.run_output import OutputConflict, RunOutput
 from pipeline.core.stage_cli import format_funnel, with_default_runner
 from pipeline.dedup.config import add_dedup_arguments, dedup_options_from_args
@@ -46,10 +47,9 @@ from pipeline.dedup.outputs import DEDUP_OWNED_GLOBS, finish_report, write_dedup
 from pipeline.dedup.transforms import DEDUP_STAGES, Deduplicate
 from pipeline.pool.config import COMMON_CRAWL_BASE_URL, DEFAULT_MAX_RECORD_BYTES, PoolConfig
 from pipeline.pool.schema import POOL_FILE_PREFIX, POOL_FORMAT_VERSION, POOL_SCHEMA
-from pipeline.pool.transforms import DEAD_LETTER, POOL_STAGES, BuildPool, dead_letter_json
+from pipeline.pool.transforms import POOL_STAGES, BuildPool
 
 LOG = logging.getLogger("mathcorpus.pool")
-DEAD_LETTER_DIR = "dead_letter"
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
@@ -135,10 +135,7 @@ def resolve_input_files(config: PoolConfig) -> list[str]:
     files: list[str] = []
     unmatched: list[str] = []
     for pattern in config.inputs:
-        try:
-            matched = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-        except BeamIOError:
-            matched = []
+        matched = match_files(pattern)
         if not matched:
             unmatched.append(pattern)
         files.extend(matched)
@@ -158,7 +155,7 @@ def pool_run_output(config: PoolConfig) -> RunOutput:
     return RunOutput(
         config.output,
         config.output_fingerprint_fields(),
-        owned_globs=(*DEDUP_OWNED_GLOBS, f"{DEAD_LETTER_DIR}/*"),
+        owned_globs=(*DEDUP_OWNED_GLOBS, DEAD_LETTER_GLOB),
     )
 
 
@@ -175,15 +172,7 @@ def build_pipeline(p: beam.Pipeline, files: list[str], config: PoolConfig, stagi
             file_name_suffix=".parquet",
             num_shards=config.num_shards,
         )
-    _ = (
-        built[DEAD_LETTER]
-        | "DeadLetterJson" >> beam.Map(dead_letter_json)
-        | "WriteDeadLetters"
-        >> beam.io.WriteToText(
-            FileSystems.join(staging, DEAD_LETTER_DIR, DEAD_LETTER),
-            file_name_suffix=".jsonl",
-        )
-    )
+    _ = built[DEAD_LETTER] | "WriteDeadLetters" >> WriteDeadLetters(staging)
 
 
 def pool_stages(config: PoolConfig) -> tuple[str, ...]:

@@ -9,8 +9,6 @@ Each DoFn counts its stage's outcomes (pipeline/core/counters.py) and sends fail
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -19,15 +17,15 @@ from datetime import datetime
 from typing import Any
 
 import apache_beam as beam
-from apache_beam import pvalue
 
 from pipeline.core.counters import StageCounter
-from pipeline.core.records import DeadLetter, Dropped, HtmlResponse
+from pipeline.core.dead_letters import DEAD_LETTER, DeadLetter
+from pipeline.core.dead_letters import dead_letter_output as _dead
 from pipeline.core.stage_cli import CountPassThrough
 from pipeline.pool.config import PoolConfig
+from pipeline.pool.records import Dropped, HtmlResponse
 from pipeline.pool.schema import pool_row
 
-DEAD_LETTER = "dead_letter"
 # The stages in pipeline order (stats.json lists them in this order).
 POOL_STAGES = ("files", "read", "url", "url_dedup", "decode", "extract", "language")
 
@@ -51,15 +49,6 @@ class PageText:
     encoding: str
     math_formats: tuple[str, ...]
     n_math: int
-
-
-def dead_letter_json(record: DeadLetter) -> str:
-    """One dead-letter JSON line (see FORMAT.md, "Dead letters")."""
-    return json.dumps(dataclasses.asdict(record), ensure_ascii=False, sort_keys=True)
-
-
-def _dead(record: DeadLetter) -> pvalue.TaggedOutput:
-    return pvalue.TaggedOutput(DEAD_LETTER, record)
 
 
 def default_fetch_cache(config: PoolConfig) -> str:
@@ -102,13 +91,13 @@ class ReadWarcFiles(beam.DoFn):
                 path = fetch_to_cache(spec, self._cache, self._policy)
             except Exception as exc:  # any fetch failure: this file is dead-lettered, run goes on
                 self._files.dead_lettered("fetch_failed")
-                yield _dead(DeadLetter("files", "fetch_failed", repr(exc), warc_file=spec))
+                yield _dead(DeadLetter("files", "fetch_failed", repr(exc), source=spec))
                 return
         try:
             stream = open_warc(path)
         except Exception as exc:  # unreadable file: dead-letter it, go on with the next
             self._files.dead_lettered("open_failed")
-            yield _dead(DeadLetter("files", "open_failed", repr(exc), warc_file=spec))
+            yield _dead(DeadLetter("files", "open_failed", repr(exc), source=spec))
             return
         faulted = False
         with stream:
@@ -149,8 +138,8 @@ class NormalizeUrls(beam.DoFn):
                     "url",
                     "invalid_url",
                     str(exc),
-                    warc_file=response.warc_file,
-                    warc_offset=response.warc_offset,
+                    source=response.warc_file,
+                    offset=response.warc_offset,
                     url=response.url,
                 )
             )
@@ -218,9 +207,10 @@ class DecodeAndExtract(beam.DoFn):
             stage,
             f"{stage}_error",
             f"{type(exc).__name__}: {exc}",
-            warc_file=r.warc_file,
-            warc_offset=r.warc_offset,
+            source=r.warc_file,
+            offset=r.warc_offset,
             url=page.url,
+            doc_id=page.doc_id,
         )
 
     def process(self, page: NormalizedResponse) -> Iterator[Any]:

@@ -54,7 +54,8 @@ from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecordLoader
 from warcio.statusandheaders import StatusAndHeadersParser, StatusAndHeadersParserException
 
-from pipeline.core.records import DeadLetter, Dropped, HtmlResponse
+from pipeline.core.dead_letters import DeadLetter
+from pipeline.pool.records import Dropped, HtmlResponse
 
 STAGE = "read"
 HTML_MEDIA_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -279,8 +280,8 @@ def _event(
             STAGE,
             "bad_date",
             f"unparseable WARC-Date {date!r}: {exc}",
-            warc_file=warc_file,
-            warc_offset=offset,
+            source=warc_file,
+            offset=offset,
             url=url,
             extra={"scope": "record"},
         )
@@ -300,8 +301,8 @@ def _file_fault(reason: str, error: str, warc_file: str, offset: int, url: str =
         STAGE,
         reason,
         error,
-        warc_file=warc_file,
-        warc_offset=offset,
+        source=warc_file,
+        offset=offset,
         url=url,
         extra={"scope": "file"},
     )

@@ -41,7 +41,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -51,7 +50,7 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 from apache_beam import pvalue
-from apache_beam.io.filesystem import BeamIOError, CompressionTypes
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.window import GlobalWindow
@@ -59,6 +58,14 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.core.config_errors import ConfigError, raise_if_problems
 from pipeline.core.counters import StageCounter, counters_from_beam_result, stats_document
+from pipeline.core.dead_letters import (
+    DEAD_LETTER,
+    DEAD_LETTER_GLOB,
+    DeadLetter,
+    WriteDeadLetters,
+)
+from pipeline.core.dead_letters import dead_letter_output as _dead
+from pipeline.core.files import match_with_sizes
 from pipeline.core.run_output import (
     STATS_FILE,
     OutputConflict,
@@ -104,8 +111,6 @@ from tokenizer.shard_format import (
 )
 
 LOG = logging.getLogger("mathcorpus.shards")
-DEAD_LETTER = "dead_letter"
-DEAD_LETTER_DIR = "dead_letter"
 # Written by the workers into staging, read and removed by the driver before the commit.
 SHARD_INDEX_PREFIX = "_shard_index"
 TEXT_STAGES = ("files", "read", "tokenize", "write")
@@ -258,46 +263,11 @@ class InputFile:
     """Bytes, from the listing."""
 
 
-@dataclass(frozen=True, slots=True)
-class ShardDeadLetter:
-    """A record or file the shards run could not use (FORMAT.md, "Shards": dead letters)."""
-
-    stage: str
-    reason: str
-    error: str
-    input_file: str = ""
-    row: int = -1
-    doc_id: str = ""
-    path: str = ""
-
-
-def dead_letter_json(record: ShardDeadLetter) -> str:
-    return json.dumps(dataclasses.asdict(record), ensure_ascii=False, sort_keys=True)
-
-
-def _dead(record: ShardDeadLetter) -> pvalue.TaggedOutput:
-    return pvalue.TaggedOutput(DEAD_LETTER, record)
-
-
 # --- listing inputs (driver) ---
 
 
-def _match(pattern: str) -> list[tuple[str, int]]:
-    """(path, size) of the files matching `pattern`, sorted. Local folders are left out (Beam's
-    local match returns a folder named without a glob as if it were a file)."""
-    try:
-        result = FileSystems.match([pattern])[0]
-    except BeamIOError:
-        return []
-    return sorted(
-        (m.path, int(m.size_in_bytes))
-        for m in result.metadata_list
-        if "://" in m.path or not os.path.isdir(m.path)
-    )
-
-
 def _folder_files(folder: str) -> list[tuple[str, int]]:
-    return _match(FileSystems.join(folder.rstrip("/"), "**"))
+    return match_with_sizes(FileSystems.join(folder.rstrip("/"), "**"))
 
 
 @dataclass
@@ -365,10 +335,10 @@ def _resolve_input(pattern: str, config: ShardsConfig) -> InputListing:
     """
     fmt = config.input_format
     if fmt in ("auto", "pool"):
-        pool = _match(FileSystems.join(pattern.rstrip("/"), "pool-*.parquet"))
+        pool = match_with_sizes(FileSystems.join(pattern.rstrip("/"), "pool-*.parquet"))
         if pool:
             return _dataset_listing(pattern, pool, "pool")
-    matched = _match(pattern)
+    matched = match_with_sizes(pattern)
     if matched:
         return _dataset_listing(pattern, matched, "auto" if fmt == "tree" else fmt)
     folder = _folder_files(pattern)
@@ -401,7 +371,7 @@ def list_inputs(config: ShardsConfig) -> tuple[list[InputFile], int]:
 
 
 class ReadDocuments(beam.DoFn):
-    """InputFile -> SourceDocument (main) and ShardDeadLetter (tagged).
+    """InputFile -> SourceDocument (main) and DeadLetter (tagged).
 
     Stage `files`: one per input file (kept when opened; tree files can be dropped by language
     or size before they are read). Stage `read`: one per record (a tree file is one record).
@@ -426,7 +396,7 @@ class ReadDocuments(beam.DoFn):
             fh = FileSystems.open(item.path, compression_type=CompressionTypes.UNCOMPRESSED)
         except Exception as exc:  # an unopenable file is dead-lettered; the next goes on
             self._files.dead_lettered("open_failed")
-            yield _dead(ShardDeadLetter("files", "open_failed", repr(exc), item.path))
+            yield _dead(DeadLetter("files", "open_failed", repr(exc), item.path))
             return
         emitted = 0
         with fh:
@@ -434,9 +404,7 @@ class ReadDocuments(beam.DoFn):
                 for record in iter_file_documents(fh, item.path, item.fmt, self._fields):
                     if isinstance(record, BadRecord) and record.row < 0 and emitted == 0:
                         self._files.dead_lettered(record.reason)
-                        yield _dead(
-                            ShardDeadLetter("files", record.reason, record.error, item.path)
-                        )
+                        yield _dead(DeadLetter("files", record.reason, record.error, item.path))
                         return
                     emitted += 1
                     yield from self._record(record)
@@ -453,7 +421,7 @@ class ReadDocuments(beam.DoFn):
                 self._files.note("ended_by_fault")
             self._read.dead_lettered(record.reason)
             yield _dead(
-                ShardDeadLetter("read", record.reason, record.error, record.input_file, record.row)
+                DeadLetter("read", record.reason, record.error, record.input_file, record.row)
             )
             return
         if not self._config.is_code and not record.text.strip():
@@ -476,7 +444,9 @@ class ReadDocuments(beam.DoFn):
         except Exception as exc:  # an unreadable file is dead-lettered; the next goes on
             self._files.dead_lettered("read_error")
             yield _dead(
-                ShardDeadLetter("files", "read_error", repr(exc), item.path, path=item.relative)
+                DeadLetter(
+                    "files", "read_error", repr(exc), item.path, extra={"path": item.relative}
+                )
             )
             return
         self._files.kept()
@@ -485,7 +455,9 @@ class ReadDocuments(beam.DoFn):
         if isinstance(record, BadRecord):
             self._read.dead_lettered(record.reason)
             yield _dead(
-                ShardDeadLetter("read", record.reason, record.error, item.path, path=item.relative)
+                DeadLetter(
+                    "read", record.reason, record.error, item.path, extra={"path": item.relative}
+                )
             )
             return
         self._read.kept()
@@ -614,14 +586,14 @@ class TokenizeDocuments(beam.DoFn):
             except Exception as exc:  # a record error dead-letters the record, never the run
                 self._counts.dead_lettered("encode_error")
                 yield _dead(
-                    ShardDeadLetter(
+                    DeadLetter(
                         stage="tokenize",
                         reason="encode_error",
                         error=repr(exc),
-                        input_file=doc.input_file,
-                        row=doc.row,
+                        source=doc.input_file,
+                        offset=doc.row,
                         doc_id=doc.doc_id,
-                        path=doc.path or "",
+                        extra={"path": doc.path} if doc.path else {},
                     )
                 )
                 continue
@@ -774,7 +746,7 @@ def shards_run_output(config: ShardsConfig, info: TokenizerInfo) -> RunOutput:
         config.output_fingerprint_fields(info.fingerprint),
         owned_globs=(
             f"{SHARD_FILE_PREFIX}-*.parquet",
-            f"{DEAD_LETTER_DIR}/*",
+            DEAD_LETTER_GLOB,
             MANIFEST_FILE,
             f"{MANIFEST_FILE}.tmp",
         ),
@@ -782,7 +754,7 @@ def shards_run_output(config: ShardsConfig, info: TokenizerInfo) -> RunOutput:
 
 
 def _read_shard_index(staging: str) -> list[ShardEntry]:
-    files = [p for p, _ in _match(FileSystems.join(staging, f"{SHARD_INDEX_PREFIX}*"))]
+    files = [p for p, _ in match_with_sizes(FileSystems.join(staging, f"{SHARD_INDEX_PREFIX}*"))]
     entries: list[ShardEntry] = []
     for path in files:
         with FileSystems.open(path) as fh:
@@ -812,14 +784,7 @@ def build_pipeline(
             FileSystems.join(staging, SHARD_INDEX_PREFIX), file_name_suffix=".jsonl"
         )
     )
-    _ = (
-        built[DEAD_LETTER]
-        | "DeadLetterJson" >> beam.Map(dead_letter_json)
-        | "WriteDeadLetters"
-        >> beam.io.WriteToText(
-            FileSystems.join(staging, DEAD_LETTER_DIR, DEAD_LETTER), file_name_suffix=".jsonl"
-        )
-    )
+    _ = built[DEAD_LETTER] | "WriteDeadLetters" >> WriteDeadLetters(staging)
 
 
 def run_shards(config: ShardsConfig, beam_args: Sequence[str] = ()) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tokenizer.cli import manifest_main
+from tokenizer.cli import main as manifest_main
 from tokenizer.loading import SpecialToken, TokenizerInfo
 from tokenizer.manifest import (
     ManifestError,

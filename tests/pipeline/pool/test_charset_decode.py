@@ -7,8 +7,8 @@ import random
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from pipeline.core.records import HtmlResponse
 from pipeline.pool.charset_decode import DecodedHtml, codec_for_label, decode_html
+from pipeline.pool.records import HtmlResponse
 from pipeline.pool.warc_reader import iter_warc_records
 from tests.conftest import require_shared
 

@@ -114,9 +114,9 @@ def test_sample_crawl_faults_and_drops_are_reported(pooled: tuple[Path, dict]) -
     assert stats["stages"]["files"]["kept"] == 6
     assert stats["stages"]["files"]["notes"]["ended_by_fault"] == 2
     dead = read_dead_letters(out)
-    faulted = {Path(d["warc_file"]).name for d in dead if d["stage"] == "read"}
+    faulted = {Path(d["source"]).name for d in dead if d["stage"] == "read"}
     assert faulted == {"sample-00004-truncated.warc.gz", "sample-00005-badheaders.warc"}
-    assert all(d["warc_offset"] >= 0 for d in dead if d["stage"] == "read")
+    assert all(d["offset"] >= 0 for d in dead if d["stage"] == "read")
     assert any(d["reason"] == "invalid_url" for d in dead)
     assert stats["stages"]["decode"]["notes"]["bad_bytes_replaced"] >= 2
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from pipeline.core.records import HtmlResponse
+from pipeline.pool.records import HtmlResponse
 from pipeline.pool.url_normalize import InvalidUrl, doc_id, normalize_url, url_domain
 from pipeline.pool.warc_reader import iter_warc_records
 from tests.conftest import require_shared

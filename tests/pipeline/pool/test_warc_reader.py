@@ -15,8 +15,9 @@ import pytest
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from pipeline.core.records import DeadLetter, Dropped, HtmlResponse
+from pipeline.core.dead_letters import DeadLetter
 from pipeline.pool.charset_decode import decode_html
+from pipeline.pool.records import Dropped, HtmlResponse
 from pipeline.pool.warc_reader import (
     iter_warc_records,
     looks_like_html,
@@ -48,9 +49,18 @@ def drops(events: Iterable[Event]) -> dict[str, int]:
     return dict(collections.Counter(e.reason for e in events if isinstance(e, Dropped)))
 
 
+def offset_of(e: Event) -> int:
+    """Byte offset of the record an event is about (dead letters name it `offset`)."""
+    return e.offset if isinstance(e, DeadLetter) else e.warc_offset
+
+
+def file_of(e: Event) -> str:
+    return e.source if isinstance(e, DeadLetter) else e.warc_file
+
+
 def faults(events: Iterable[Event]) -> list[tuple[str, int]]:
     return [
-        (e.reason, e.warc_offset)
+        (e.reason, e.offset)
         for e in events
         if isinstance(e, DeadLetter) and e.extra.get("scope") == "file"
     ]
@@ -118,12 +128,12 @@ def assert_well_formed(events: Sequence[Event], path: Path) -> None:
     assert len(file_faults) <= 1
     if file_faults:
         assert file_faults[0] == len(events) - 1, "a file fault must be the file's last event"
-    offsets = [e.warc_offset for e in events]
+    offsets = [offset_of(e) for e in events]
     assert all(o >= 0 for o in offsets)
     record_offsets = offsets[:-1] if file_faults else offsets
     assert record_offsets == sorted(set(record_offsets)), "one event per record, in file order"
     for e in events:
-        assert e.warc_file == str(path)
+        assert file_of(e) == str(path)
         if isinstance(e, (Dropped, DeadLetter)):
             assert e.stage == "read"
             assert e.reason.isidentifier()
@@ -538,7 +548,7 @@ def five_pages(writer: WARCWriter) -> None:
 def record_offsets(data: bytes) -> list[int]:
     events = read_bytes(data)
     assert not faults(events)
-    return [e.warc_offset for e in events]
+    return [offset_of(e) for e in events]
 
 
 @pytest.mark.parametrize("gzip", [True, False])
@@ -570,7 +580,7 @@ def test_every_cut_position_gives_one_fault_or_whole_records(gzip: bool) -> None
         else:
             assert len(faults(events)) == 1 and faults([events[-1]]), cut
             assert events[-1].reason in ("truncated_gzip", "truncated_record"), cut
-            assert events[-1].warc_offset == (offsets[complete] if complete < 6 else 0), cut
+            assert offset_of(events[-1]) == (offsets[complete] if complete < 6 else 0), cut
 
 
 def test_broken_headers_after_good_records() -> None:
@@ -621,7 +631,7 @@ def test_io_error_ends_the_file_as_one_fault() -> None:
     offsets = record_offsets(data)
     # The stream fails 10 bytes into the fourth record.
     events = list(iter_warc_records(FailingStream(data, offsets[3] + 10), "flaky.warc", CAP))
-    assert [e.warc_offset for e in events] == offsets[:4]
+    assert [offset_of(e) for e in events] == offsets[:4]
     assert faults(events) == [("io_error", offsets[3])]
     assert "connection reset" in events[-1].error
 
@@ -635,7 +645,7 @@ def test_open_warc_reads_local_files_and_refuses_http() -> None:
     path = require_shared("warc", "warcio", "example.warc.gz")
     with open_warc(str(path)) as stream:
         events = list(iter_warc_records(stream, str(path), CAP))
-    assert [e.warc_offset for e in events] == [e.warc_offset for e in read_events(path)]
+    assert [offset_of(e) for e in events] == [offset_of(e) for e in read_events(path)]
     with pytest.raises(ValueError, match="fetch_to_cache"):
         open_warc("https://data.commoncrawl.org/crawl-data/x.warc.gz")
 

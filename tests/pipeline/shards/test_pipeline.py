@@ -23,7 +23,7 @@ from pipeline.shards.pipeline import ShardsConfig, list_inputs, run_shards, shar
 from pipeline.shards.pipeline import main as shards_main
 from pipeline.shards.text_sources import SourceFields, local_inputs, sample_local_documents
 from tests.tokenizer.tiny_tokenizer import real_pages, write_tiny_tokenizer
-from tokenizer.cli import manifest_main
+from tokenizer.cli import main as manifest_main
 from tokenizer.manifest import load_manifest, verify_manifest
 from tokenizer.shard_format import read_rows
 
@@ -257,8 +257,8 @@ def test_jsonl_with_bad_records_never_crashes(tokenizer_path: Path, tmp_path: Pa
     reasons = [d["reason"] for d in dead_letters(Path(config.output))]
     assert sorted(reasons) == sorted(r for r, n in expected.items() for _ in range(n))
     for dead in dead_letters(Path(config.output)):
-        assert dead["row"] >= 0
-        assert dead["input_file"].endswith("part-0.jsonl") or dead["reason"] == "unreadable_file"
+        assert dead["offset"] >= 0
+        assert dead["source"].endswith("part-0.jsonl") or dead["reason"] == "unreadable_file"
     rows = {r["doc_id"]: r for r in all_rows(Path(config.output))}
     assert rows["arxiv-0"]["url"] == "https://arxiv.org/abs/0"
     assert rows["arxiv-0"]["host"] == "arxiv.org"
@@ -333,7 +333,7 @@ def test_code_tree_filters_dedups_and_dead_letters(code_run: tuple, tokenizer: T
     assert {"json/decoder.py", "json/__init__.py", "re/__init__.py"} <= paths
     assert "vendored/pkg/decoder_copy.py" not in paths  # the copy sorts after json/...
     assert "re/_casefix.py" not in paths
-    undecodable = {d["path"] for d in dead_letters(out)}
+    undecodable = {d["extra"]["path"] for d in dead_letters(out)}
     assert undecodable == {
         "encoded_modules/module_iso_8859_1.py",
         "encoded_modules/module_koi8_r.py",

@@ -1,13 +1,12 @@
-"""Records that flow between the pool pipeline's stages (pure data, no Beam import).
+"""Records read from WARC files: an HTML response, or a record dropped with its reason (pure data).
 
-Every record that enters a stage leaves it kept, dropped with a reason, or dead-lettered with its
-error; `Dropped` and `DeadLetter` carry enough lineage (file, byte offset, URL) to find the record
-again in its WARC file.
+Both carry enough lineage (file, byte offset, URL) to find the record again in its WARC file;
+what could not be read becomes a `pipeline.core.dead_letters.DeadLetter`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 
@@ -40,19 +39,3 @@ class Dropped:
     warc_file: str = ""
     warc_offset: int = -1
     url: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A record (or a file fault) a stage could not process: kept for inspection, never lost."""
-
-    stage: str
-    reason: str
-    """Short snake_case class of the error (e.g. `truncated_gzip`, `bad_headers`)."""
-    error: str
-    """The error message."""
-    warc_file: str = ""
-    warc_offset: int = -1
-    url: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
-    """Anything else useful to debug the record (e.g. a payload preview)."""

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.shards.tokenizer_cli import main as tokenizer_main
 from tests.tokenizer.tiny_tokenizer import STDLIB, real_pages
-from tokenizer.cli import tokenizer_main
 from tokenizer.loading import fingerprint, load_tokenizer
 
 

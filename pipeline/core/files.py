@@ -1,0 +1,28 @@
+"""File listing on any Beam file system (local, gs://, s3://): one place for `FileSystems.match`."""
+
+from __future__ import annotations
+
+import os
+
+from apache_beam.io.filesystem import BeamIOError
+from apache_beam.io.filesystems import FileSystems
+
+
+def match_with_sizes(pattern: str) -> list[tuple[str, int]]:
+    """Sorted (path, size in bytes) of the files matching `pattern`; [] when none match (some
+    file systems raise instead of returning nothing). Local folders are left out: Beam's local
+    match returns a folder named without a glob as if it were a file."""
+    try:
+        result = FileSystems.match([pattern])[0]
+    except BeamIOError:
+        return []
+    return sorted(
+        (m.path, int(m.size_in_bytes))
+        for m in result.metadata_list
+        if "://" in m.path or not os.path.isdir(m.path)
+    )
+
+
+def match_files(pattern: str) -> list[str]:
+    """Sorted paths of the files matching `pattern`; [] when none match."""
+    return [path for path, _ in match_with_sizes(pattern)]
