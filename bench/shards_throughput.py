@@ -224,7 +224,8 @@ def _beam_rate(texts: list[str], tokenizer_path: str, tmp: Path) -> float:
     """Tokens/s of the whole `mathcorpus shards` pipeline on the documents (FnApiRunner)."""
     import logging
 
-    from pipeline.shards.pipeline import ShardsConfig, run_shards
+    from pipeline.shards.config import ShardsConfig
+    from pipeline.shards.pipeline import run_shards
 
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     data = tmp / "docs.jsonl"

@@ -30,7 +30,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "mine": (
         "pipeline.mine.pipeline",
-        "mine_main",
+        "main",
         "iterative math recall from a pool (DeepSeekMath section 2.1)",
     ),
     "decontaminate": (

@@ -65,16 +65,14 @@ def run_demo(
     from mathcorpus.report import write_report
     from mathcorpus.sample_crawl import write_sample_crawl
     from pipeline.core.stage_cli import format_funnel
-    from pipeline.decontaminate.pipeline import (
-        DecontaminateConfig,
-        format_summary,
-        read_report,
-        run_decontaminate,
-    )
-    from pipeline.mine.loop import MiningConfig, run_mining
+    from pipeline.decontaminate.config import DecontaminateConfig
+    from pipeline.decontaminate.pipeline import format_summary, read_report, run_decontaminate
+    from pipeline.mine.config import MiningConfig
+    from pipeline.mine.loop import run_mining
     from pipeline.pool.config import PoolConfig
     from pipeline.pool.pipeline import run_pool
-    from pipeline.shards.pipeline import ShardsConfig, run_shards
+    from pipeline.shards.config import ShardsConfig
+    from pipeline.shards.pipeline import run_shards
     from pipeline.shards.tokenizer_cli import main as tokenizer_main
 
     started = time.monotonic()

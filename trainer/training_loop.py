@@ -556,6 +556,10 @@ def train(config: TrainConfig, *, stop_after_step: int | None = None) -> TrainRe
         config.train.device, config.distributed.strategy, config.distributed.backend
     )
     try:
-        return Trainer(config, ctx).run(started, stop_after_step)
+        result = Trainer(config, ctx).run(started, stop_after_step)
+        # Every rank leaves together: a rank tearing gloo down while another still finishes its
+        # last collective aborts the process ("terminate called without an active exception").
+        barrier(ctx)
+        return result
     finally:
         shutdown(ctx)

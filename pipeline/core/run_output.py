@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.core.files import match_files
 
+LOG = logging.getLogger("mathcorpus.run_output")
 STATS_FILE = "stats.json"
 CONFIG_FILE = "config.json"
 STAGING_DIR = "_staging"
@@ -92,6 +94,14 @@ class RunOutput:
                 "or pass --overwrite to replace it"
             )
         return False
+
+    def finished_stats(self, overwrite: bool) -> dict[str, Any] | None:
+        """The stats of a finished output with this config (the caller skips the run), else
+        None. Raises OutputConflict as `finished_with_same_config` does."""
+        if not self.finished_with_same_config(overwrite):
+            return None
+        LOG.info("%s is already finished with this config; nothing to do", self.dir)
+        return read_json(self.path(STATS_FILE))
 
     def begin(self) -> None:
         """Remove a killed run's leftovers and the previous outputs; create an empty staging."""

@@ -1,38 +1,58 @@
-"""What every stage's driver and Beam graph share: the default runner, the pass-through count
-of a stage that is switched off, and the terminal funnel printed after a run."""
+"""The shared shape of a stage's command: flags from its config, run, print a summary."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import apache_beam as beam
+from pipeline.core.config_errors import ConfigError
+from pipeline.core.config_flags import add_config_flags, config_from_flags
+from pipeline.core.run_output import OutputConflict
 
-from pipeline.core.counters import StageCounter
-
-
-def with_default_runner(beam_args: Sequence[str]) -> list[str]:
-    """Beam args with `--runner=FnApiRunner` added when none is given (plain DirectRunner would
-    first try to download Prism, which these machines cannot reach)."""
-    args = list(beam_args)
-    if not any(a == "--runner" or a.startswith("--runner=") for a in args):
-        args.append("--runner=FnApiRunner")
-    return args
+BEAM_EPILOG = (
+    "Any other --option is passed to Apache Beam (e.g. --runner, "
+    "--direct_running_mode=multi_processing --direct_num_workers=2)."
+)
 
 
-class CountPassThrough(beam.DoFn):
-    """Counts a stage that is switched off (every record kept), so the funnel stays complete."""
+def stage_parser(
+    prog: str, cls: type, description: str, *, beam: bool = True
+) -> argparse.ArgumentParser:
+    """An argument parser whose flags are the fields of the stage's config `cls`."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, epilog=BEAM_EPILOG if beam else None
+    )
+    add_config_flags(parser, cls)
+    return parser
 
-    def __init__(self, stage: str) -> None:
-        self._stage = stage
 
-    def setup(self) -> None:
-        self._counts = StageCounter(self._stage)
-
-    def process(self, element: Any) -> Iterator[Any]:
-        self._counts.entered()
-        self._counts.kept()
-        yield element
+def stage_main(
+    prog: str,
+    parser: argparse.ArgumentParser,
+    cls: type,
+    run: Callable[[Any, Sequence[str]], Any],
+    summary: Callable[[Any, Any], str],
+    argv: Sequence[str] | None = None,
+    *,
+    errors: tuple[type[Exception], ...] = (),
+    exit_status: Callable[[Any], int] = lambda result: 0,
+) -> int:
+    """Parse flags (unknown ones go to Beam), build the config, run, print the summary.
+    Exit status: 2 for a config or input problem (the message says what to change), else
+    `exit_status(result)` (0: done)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args, beam_args = parser.parse_known_args(argv)
+    try:
+        config = config_from_flags(cls, args)
+        result = run(config, beam_args)
+    except (ConfigError, OutputConflict, *errors) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    print(summary(config, result))
+    return exit_status(result)
 
 
 def format_funnel(stats: dict[str, Any]) -> str:

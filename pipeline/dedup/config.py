@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pipeline.core.config_errors import raise_if_problems
+from pipeline.core.config_flags import flag
 from pipeline.dedup.connected_components import DEFAULT_MAX_ROUNDS
 from pipeline.dedup.minhash import MinHashConfig
 
@@ -19,13 +19,13 @@ DEFAULT_REPORT_SAMPLE_RATE = 8
 class DedupOptions:
     """What deduplication does to a set of pool rows."""
 
-    exact: bool = True
+    exact: bool = field(default=True, metadata=flag("--no-exact-dedup"))
     """Remove pages whose normalised text (NFKC, case folded, whitespace collapsed) is equal."""
-    near: bool = True
+    near: bool = field(default=True, metadata=flag("--no-near-dedup"))
     """Remove near-duplicates found by MinHash LSH (`minhash` below)."""
     minhash: MinHashConfig = field(default_factory=MinHashConfig)
     """Shingles, permutations and bands x rows (default 14 x 8: threshold ~0.72)."""
-    max_rounds: int = DEFAULT_MAX_ROUNDS
+    max_rounds: int = field(default=DEFAULT_MAX_ROUNDS, metadata=flag("--max-cc-rounds"))
     """Large-star/small-star rounds before connected components give up (they converge in
     O(log n) rounds; a run that needs more stops with an error instead of a wrong answer)."""
     report_sample_rate: int = DEFAULT_REPORT_SAMPLE_RATE
@@ -49,11 +49,11 @@ class DedupOptions:
 class DedupConfig:
     """Everything that decides what `mathcorpus dedup` writes (Beam options excluded)."""
 
-    input: str
+    input: str = field(metadata=flag(metavar="DIR"))
     """Pool folder to deduplicate (local, gs://, s3://): its `pool-*.parquet` are read."""
-    output: str
+    output: str = field(metadata=flag(metavar="DIR"))
     """Output pool folder: kept pages, duplicates/, band_index/, dedup_report.json."""
-    against: tuple[str, ...] = ()
+    against: tuple[str, ...] = field(default=(), metadata=flag(metavar="DIR"))
     """Incremental mode: deduplicated pool folders whose band_index/ the input is compared
     with. Their pages are never removed or rewritten; input pages that duplicate one of them
     (or share its URL) are removed."""
@@ -88,51 +88,3 @@ class DedupConfig:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def add_dedup_arguments(parser: argparse.ArgumentParser, *, in_pool: bool = False) -> None:
-    """The dedup options, shared by `mathcorpus dedup` and `mathcorpus pool`."""
-    group = parser.add_argument_group("deduplication")
-    if in_pool:
-        group.add_argument(
-            "--no-dedup", action="store_true", help="skip exact and near dedup in the pool"
-        )
-    group.add_argument("--no-exact-dedup", action="store_true")
-    group.add_argument("--no-near-dedup", action="store_true")
-    defaults = MinHashConfig()
-    group.add_argument("--bands", type=int, default=defaults.bands, help="LSH bands (14)")
-    group.add_argument("--rows", type=int, default=defaults.rows, help="rows per band (8)")
-    group.add_argument(
-        "--shingle", choices=("word", "char"), default=defaults.shingle, help="shingle kind"
-    )
-    group.add_argument(
-        "--shingle-size", type=int, default=defaults.n, help="words (or chars) per shingle (5)"
-    )
-    group.add_argument("--minhash-seed", type=int, default=defaults.seed)
-    group.add_argument(
-        "--minhash-hash",
-        choices=("fast", "sha1"),
-        default=defaults.hash_kind,
-        help="shingle hash: fast (default) or sha1 (datasketch-identical, slower)",
-    )
-    group.add_argument("--max-cc-rounds", type=int, default=DEFAULT_MAX_ROUNDS)
-    group.add_argument("--report-sample-rate", type=int, default=DEFAULT_REPORT_SAMPLE_RATE)
-
-
-def dedup_options_from_args(args: argparse.Namespace) -> DedupOptions:
-    minhash = MinHashConfig(
-        num_perm=args.bands * args.rows,
-        bands=args.bands,
-        rows=args.rows,
-        shingle=args.shingle,
-        n=args.shingle_size,
-        seed=args.minhash_seed,
-        hash_kind=args.minhash_hash,
-    )
-    return DedupOptions(
-        exact=not args.no_exact_dedup,
-        near=not args.no_near_dedup,
-        minhash=minhash,
-        max_rounds=args.max_cc_rounds,
-        report_sample_rate=args.report_sample_rate,
-    )

@@ -40,12 +40,13 @@ accident with probability 2^-64 per pair of documents per band.
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from pipeline.core.config_errors import raise_if_problems
+from pipeline.core.config_flags import flag
 from pipeline.dedup.shingles import (
     HASH_KINDS,
     SHINGLE_KINDS,
@@ -77,7 +78,7 @@ _MAX_SEED = (1 << 32) - 1  # np.random.RandomState accepts seeds in [0, 2^32 - 1
 class MinHashConfig:
     """How documents are shingled, hashed, signed and banded for near-duplicate detection."""
 
-    num_perm: int = 112
+    num_perm: int = field(default=112, metadata=flag(hidden=True))
     """Permutations (signature length); must equal bands * rows."""
     bands: int = 14
     """LSH bands: documents sharing any whole band are candidates (more bands: lower
@@ -86,15 +87,15 @@ class MinHashConfig:
     """Signature entries per band (more rows: higher threshold, steeper S-curve)."""
     shingle: ShingleKind = "word"
     """Shingle kind: `word` n-grams (default) or `char` n-grams (for scripts without spaces)."""
-    n: int = 5
+    n: int = field(default=5, metadata=flag("--shingle-size"))
     """Shingle size: words per word shingle, or characters per character shingle."""
-    seed: int = 1
+    seed: int = field(default=1, metadata=flag("--minhash-seed"))
     """Seed of the permutations (datasketch's default is 1); signatures made with different
     seeds cannot be compared."""
-    hash_kind: HashKind = "fast"
+    hash_kind: HashKind = field(default="fast", metadata=flag("--minhash-hash"))
     """Shingle hash: `fast` (vectorised polynomial hash) or `sha1` (datasketch's default
     hash; signatures then equal datasketch's, ~4x slower)."""
-    scheme: Scheme = "affine32"
+    scheme: Scheme = field(default="affine32", metadata=flag("--minhash-scheme"))
     """Permutation scheme, as datasketch names them: `affine32` (datasketch >= 2.0 default,
     uint32 values), `affine64` (uint64, for sets of ~1e8 shingles or more), `legacy`
     (datasketch < 2.0)."""
@@ -119,6 +120,11 @@ class MinHashConfig:
         if not isinstance(self.seed, int) or not 0 <= self.seed <= _MAX_SEED:
             problems.append(f"seed must be an integer in [0, 2^32 - 1], got {self.seed!r}")
         raise_if_problems("MinHashConfig", problems)
+
+    @classmethod
+    def from_flags(cls, **fields: Any) -> MinHashConfig:
+        """From command-line flags, where the signature length follows the bands and rows."""
+        return cls(num_perm=fields["bands"] * fields["rows"], **fields)
 
     @property
     def threshold(self) -> float:

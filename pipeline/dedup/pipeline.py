@@ -31,17 +31,15 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.core.config_errors import ConfigError
-from pipeline.core.counters import counters_from_beam_result, stats_document
+from pipeline.core.counters import stats_document
 from pipeline.core.files import match_files
-from pipeline.core.run_output import STATS_FILE, OutputConflict, RunOutput, read_json
-from pipeline.core.stage_cli import format_funnel, with_default_runner
+from pipeline.core.run_output import RunOutput
+from pipeline.core.stage_cli import format_funnel, stage_main, stage_parser
+from pipeline.core.stage_run import pipeline_options, run_and_count
 from pipeline.dedup.config import (
     DedupConfig,
-    add_dedup_arguments,
-    dedup_options_from_args,
 )
 from pipeline.dedup.outputs import (
     DEDUP_OWNED_GLOBS,
@@ -61,12 +59,11 @@ def dedup_run_output(config: DedupConfig) -> RunOutput:
 
 def run_dedup(config: DedupConfig, beam_args: Sequence[str] = ()) -> dict[str, Any]:
     """Run `mathcorpus dedup`; returns the stats document (also written as stats.json)."""
-    options = PipelineOptions(with_default_runner(beam_args))
-    FileSystems.set_options(options)
+    options = pipeline_options(beam_args)
     output = dedup_run_output(config)
-    if output.finished_with_same_config(config.overwrite):
-        LOG.info("%s is already finished with this config; nothing to do", config.output)
-        return read_json(output.path(STATS_FILE))
+    finished = output.finished_stats(config.overwrite)
+    if finished is not None:
+        return finished
     pool_pattern = FileSystems.join(config.input, f"{POOL_FILE_PREFIX}-*.parquet")
     problems: list[str] = []
     if not match_files(pool_pattern):
@@ -88,9 +85,7 @@ def run_dedup(config: DedupConfig, beam_args: Sequence[str] = ()) -> dict[str, A
         ] | "FlattenPriorIndex" >> beam.Flatten()
     result = rows | "Deduplicate" >> Deduplicate(config.options, prior)
     write_dedup_outputs(result, output.staging, config.options, config.num_shards)
-    run = p.run()
-    run.wait_until_finish()
-    counters = counters_from_beam_result(run)
+    counters = run_and_count(p)
     stages = DEDUP_STAGES if config.against else DEDUP_STAGES[1:]
     if not config.options.near:
         stages = tuple(s for s in stages if s != "near_dedup")
@@ -113,49 +108,20 @@ def run_dedup(config: DedupConfig, beam_args: Sequence[str] = ()) -> dict[str, A
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mathcorpus dedup",
-        description="Exact and MinHash LSH near-deduplication of a pool folder. "
-        "Unknown options are passed to Beam (e.g. --runner, --direct_num_workers).",
+    return stage_parser(
+        "mathcorpus dedup", DedupConfig, "Exact and MinHash LSH near-deduplication of a pool."
     )
-    parser.add_argument("--input", required=True, metavar="DIR", help="pool folder to read")
-    parser.add_argument("--output", required=True, metavar="DIR", help="pool folder to write")
-    parser.add_argument(
-        "--against",
-        nargs="+",
-        default=[],
-        metavar="DIR",
-        help="incremental: deduplicated pool folders (with band_index/) to compare against",
-    )
-    parser.add_argument("--num-shards", type=int, default=0)
-    parser.add_argument("--overwrite", action="store_true")
-    add_dedup_arguments(parser)
-    return parser
 
 
-def config_from_args(args: argparse.Namespace) -> DedupConfig:
-    return DedupConfig(
-        input=args.input,
-        output=args.output,
-        against=tuple(args.against),
-        options=dedup_options_from_args(args),
-        num_shards=args.num_shards,
-        overwrite=args.overwrite,
+def summary(config: DedupConfig, stats: dict[str, Any]) -> str:
+    return (
+        f"{format_funnel(stats)}\n"
+        f"deduplicated pool written to {config.output} ({stats['pages_written']} pages)"
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args, beam_args = build_arg_parser().parse_known_args(argv)
-    try:
-        config = config_from_args(args)
-        stats = run_dedup(config, beam_args)
-    except (ConfigError, OutputConflict) as exc:
-        print(f"mathcorpus dedup: {exc}", file=sys.stderr)
-        return 2
-    print(format_funnel(stats))
-    print(f"deduplicated pool written to {config.output} ({stats['pages_written']} pages)")
-    return 0
+    return stage_main("mathcorpus dedup", build_arg_parser(), DedupConfig, run_dedup, summary, argv)
 
 
 if __name__ == "__main__":

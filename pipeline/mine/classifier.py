@@ -35,10 +35,11 @@ import math
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pipeline.core.config_errors import raise_if_problems
+from pipeline.core.config_flags import flag
 from pipeline.mine.classifier_table import ClassifierTable
 from pipeline.mine.classifier_text import (
     DEFAULT_MAX_CHARS,
@@ -85,13 +86,13 @@ class ClassifierConfig:
     """Hash buckets for word n-grams (fastText's default)."""
     threads: int = 1
     """Training threads; 1 gives a byte-identical model for the same seed (see module doc)."""
-    seed: int = 0
+    seed: int = field(default=0, metadata=flag("--classifier-seed"))
     """Seeds fastText's RNG, the shuffle of the training lines and the held-out split."""
     holdout_fraction: float = 0.1
     """Share of the seed held out for precision/recall (not trained on)."""
     max_chars: int = DEFAULT_MAX_CHARS
     """Characters of a page the classifier sees (classifier_text, step 1)."""
-    threshold: float = 0.5
+    threshold: float = field(default=0.5, metadata=flag(hidden=True))
     """Probability at which a held-out page counts as predicted math (metrics only)."""
 
     def __post_init__(self) -> None:

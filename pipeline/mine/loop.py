@@ -49,7 +49,6 @@ import os
 import shutil
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import apache_beam as beam
@@ -57,25 +56,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline.core.config_errors import ConfigError, raise_if_problems
-from pipeline.core.counters import counters_from_beam_result, stats_document
+from pipeline.core.config_errors import ConfigError
+from pipeline.core.counters import stats_document
 from pipeline.core.dead_letters import DEAD_LETTER, DEAD_LETTER_GLOB, WriteDeadLetters
 from pipeline.core.files import match_files
 from pipeline.core.run_output import OutputConflict, RunOutput, read_json, write_json_atomic
-from pipeline.core.stage_cli import with_default_runner
+from pipeline.core.stage_run import pipeline_options, run_and_count
 from pipeline.mine.classifier import (
     METADATA_FILE,
-    ClassifierConfig,
     SeedDoc,
     read_seed,
     train_classifier,
 )
+from pipeline.mine.config import MiningConfig
 from pipeline.mine.domain_discovery import (
-    DEFAULT_AUTO_ACCEPT,
-    DEFAULT_DOMAIN_THRESHOLD,
-    DEFAULT_MIN_PREFIX_PAGES,
     AnnotationError,
     DomainRow,
     PrefixRow,
@@ -88,21 +83,14 @@ from pipeline.mine.domain_discovery import (
     undecided,
 )
 from pipeline.mine.score_histogram import (
-    Cut,
     ScoreHistogram,
-    ScoreHistogramCombineFn,
-    cut_for_budget,
-    cut_for_min_score,
 )
 from pipeline.mine.transforms import (
+    JoinCollected,
     KeepCollected,
-    MarkCollected,
+    Recall,
     SampleNegatives,
-    ScorePages,
     SeedExpansion,
-    domain_count,
-    prefix_counts,
-    sum_pairs,
     under_accepted,
 )
 from pipeline.pool.schema import POOL_FILE_PREFIX, POOL_SCHEMA
@@ -128,103 +116,6 @@ SCORES_SCHEMA = pa.schema(
     ],
     metadata={b"mathcorpus.format": b"mining_scores", b"mathcorpus.format_version": b"1"},
 )
-
-
-@dataclass(frozen=True)
-class MiningConfig:
-    """Everything that decides what `mathcorpus mine` writes (Beam options excluded)."""
-
-    pool: str
-    """Pool folder (pool-*.parquet; local, gs:// or s3://)."""
-    positives: tuple[str, ...]
-    """Positive seed sources (local): pool folders, .parquet or .jsonl[.gz] files."""
-    workdir: str
-    """Local folder for all iterations' state (iter_k/, negatives/, final/, summary)."""
-    negatives: tuple[str, ...] = ()
-    """Negative seed sources; empty: a seeded random sample of pool pages (see module doc)."""
-    iterations: int = 4
-    """Most iterations K (the paper ran four)."""
-    budget_tokens: int | None = None
-    """Collect the top-scored pages up to this many tokens (the paper: 40B in iteration 1)."""
-    min_score: float | None = None
-    """Instead of a budget: collect every page whose math probability is at least this."""
-    domain_threshold: float = DEFAULT_DOMAIN_THRESHOLD
-    """A domain with more than this share of its pool pages collected is math-related (0.10)."""
-    auto_accept: float = DEFAULT_AUTO_ACCEPT
-    """Auto-accept rule: a prefix is accepted when this share of its pages was collected."""
-    min_prefix_pages: int = DEFAULT_MIN_PREFIX_PAGES
-    """Prefixes with fewer pool pages are not listed for annotation."""
-    pause_for_annotation: bool = False
-    """Stop after writing each iteration's annotation file with empty decisions."""
-    converged: float = 0.98
-    """Stop when this share of an iteration's collection was collected in the previous one."""
-    negatives_per_positive: float = 1.0
-    """Sampled negatives per positive of seed 1 (the paper: 500k each)."""
-    seed: int = 0
-    """Seeds the negative sample (the classifier has its own seed)."""
-    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
-    """fastText settings (defaults: the paper's)."""
-    tokenizer: str | None = None
-    """tokenizer.json used to count tokens; None: estimated as characters / 4."""
-    text_field: str = "text"
-    """Text field of JSONL/Parquet seed sources."""
-    id_field: str | None = None
-    """Id field of JSONL/Parquet seed sources (None: content id; pool sources use doc_id)."""
-    num_shards: int = 0
-    """Parquet files of the final collection; 0 lets the runner decide."""
-    overwrite: bool = False
-    """Start over when the work folder holds a run with another config."""
-
-    def __post_init__(self) -> None:
-        problems: list[str] = []
-        if not self.pool:
-            problems.append("pool: give the pool folder (--pool DIR)")
-        if not self.positives:
-            problems.append("positives: give at least one seed source (--positives SRC)")
-        if not self.workdir:
-            problems.append("workdir: give a work folder (--workdir DIR)")
-        elif "://" in self.workdir:
-            problems.append("workdir: must be a local folder (the model is trained locally)")
-        if self.iterations < 1:
-            problems.append(f"iterations: must be >= 1, got {self.iterations}")
-        if (self.budget_tokens is None) == (self.min_score is None):
-            problems.append("give exactly one of --budget-tokens N or --min-score P")
-        if self.budget_tokens is not None and self.budget_tokens < 1:
-            problems.append(f"budget_tokens: must be >= 1, got {self.budget_tokens}")
-        if self.min_score is not None and not 0.0 < self.min_score < 1.0:
-            problems.append(f"min_score: must be in (0, 1), got {self.min_score}")
-        for name in ("domain_threshold", "auto_accept", "converged"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                problems.append(f"{name}: must be in [0, 1], got {value}")
-        if self.min_prefix_pages < 1:
-            problems.append(f"min_prefix_pages: must be >= 1, got {self.min_prefix_pages}")
-        if not self.negatives_per_positive > 0:
-            problems.append(
-                f"negatives_per_positive: must be > 0, got {self.negatives_per_positive}"
-            )
-        if self.num_shards < 0:
-            problems.append(f"num_shards: must be >= 0, got {self.num_shards}")
-        missing = [s for s in (*self.positives, *self.negatives) if not os.path.exists(s)]
-        problems.extend(f"seed source {s} does not exist" for s in missing)
-        raise_if_problems("mining config", problems)
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["positives"] = list(self.positives)
-        data["negatives"] = list(self.negatives)
-        return data
-
-    def fingerprint_fields(self) -> dict[str, Any]:
-        """Fields that decide the iterations' results (not where, how many, or when to stop)."""
-        data = self.to_json()
-        for key in ("workdir", "overwrite", "pause_for_annotation", "iterations", "converged"):
-            data.pop(key)
-        return data
-
-    @property
-    def fields(self) -> SourceFields:
-        return SourceFields(text_field=self.text_field, id_field=self.id_field)
 
 
 def _sha(data: Any) -> str:
@@ -290,8 +181,7 @@ class MiningRun:
 
     def __init__(self, config: MiningConfig, beam_args: Sequence[str]) -> None:
         self.config = config
-        self.options = PipelineOptions(with_default_runner(beam_args))
-        FileSystems.set_options(self.options)
+        self.options = pipeline_options(beam_args)
         self.pool_glob = FileSystems.join(config.pool, f"{POOL_FILE_PREFIX}-*.parquet")
 
     def _pipeline(self) -> beam.Pipeline:
@@ -356,9 +246,7 @@ class MiningRun:
                     os.path.join(output.staging, "negatives"), file_name_suffix=".jsonl"
                 )
             )
-            result = p.run()
-            result.wait_until_finish()
-            counters = counters_from_beam_result(result)
+            counters = run_and_count(p)
             stats = stats_document(
                 counters,
                 ["negatives"],
@@ -448,89 +336,47 @@ class MiningRun:
         rows = p | "ReadPool" >> beam.io.ReadFromParquet(
             self.pool_glob, columns=["doc_id", "url", "domain", "text"]
         )
-        scored = rows | "Score" >> beam.ParDo(ScorePages(model_dir, cfg.tokenizer)).with_outputs(
-            DEAD_LETTER, main="scores"
+        inputs: Any = rows
+        if previous_ids is not None:
+            previous = p | "ReadPrevious" >> beam.io.ReadFromText(previous_ids)
+            inputs = {"rows": rows, "previous": previous}
+        recall = inputs | "Recall" >> Recall(
+            model_dir,
+            cfg.tokenizer,
+            cfg.budget_tokens,
+            cfg.min_score,
+            cfg.domain_threshold,
+            cfg.min_prefix_pages,
         )
-        hist = (
-            scored.scores
-            | "LogitTokens" >> beam.Map(lambda r: (r["logit"], r["n_tokens"]))
-            | "Histogram" >> beam.CombineGlobally(ScoreHistogramCombineFn())
-        )
-        cut = hist | "Cut" >> beam.Map(make_cut, cfg.budget_tokens, cfg.min_score)
-        marked = scored.scores | "Mark" >> beam.ParDo(
-            MarkCollected(), cut=beam.pvalue.AsSingleton(cut)
-        )
-        _ = marked | "WriteScores" >> beam.io.WriteToParquet(
+        _ = recall["scores"] | "WriteScores" >> beam.io.WriteToParquet(
             os.path.join(staging, SCORES_PREFIX),
             schema=SCORES_SCHEMA,
             codec="zstd",
             file_name_suffix=".parquet",
         )
-        collected_ids = (
-            marked
-            | "Collected" >> beam.Filter(lambda r: r["collected"])
-            | beam.Map(lambda r: r["doc_id"])
-        )
-        _ = collected_ids | "WriteIds" >> beam.io.WriteToText(
+        _ = recall["collected"] | "WriteIds" >> beam.io.WriteToText(
             os.path.join(staging, "collected", "ids"), file_name_suffix=".txt"
         )
-        domains = (
-            marked
-            | "DomainPairs" >> beam.Map(domain_count)
-            | "PerDomain" >> beam.CombinePerKey(sum_pairs)
-        )
-        _ = (
-            domains
-            | "DomainJson" >> beam.Map(lambda kv: json.dumps([kv[0], *kv[1]]))
-            | "WriteDomains"
-            >> beam.io.WriteToText(
-                os.path.join(staging, "counts", "domains"), file_name_suffix=".jsonl"
-            )
-        )
-        threshold = cfg.domain_threshold
-        math_list = domains | "MathDomains" >> beam.FlatMap(
-            lambda kv: [kv[0]] if DomainRow(kv[0], *kv[1]).is_math(threshold) else []
-        )
-        min_pages = cfg.min_prefix_pages
-        _ = (
-            marked
-            | "PrefixPairs" >> beam.FlatMap(prefix_counts, beam.pvalue.AsList(math_list))
-            | "PerPrefix" >> beam.CombinePerKey(sum_pairs)
-            | "EnoughPages" >> beam.Filter(lambda kv: kv[1][0] >= min_pages)
-            | "PrefixJson" >> beam.Map(lambda kv: json.dumps([kv[0], *kv[1]]))
-            | "WritePrefixes"
-            >> beam.io.WriteToText(
-                os.path.join(staging, "counts", "prefixes"), file_name_suffix=".jsonl"
-            )
-        )
-        _ = (
-            hist
-            | "HistJson" >> beam.Map(lambda h: json.dumps(h.to_json()))
-            | "WriteHist"
-            >> beam.io.WriteToText(os.path.join(staging, "histogram.json"), shard_name_template="")
-        )
-        _ = (
-            cut
-            | "CutJson" >> beam.Map(lambda c: json.dumps(c.to_json()))
-            | "WriteCut"
-            >> beam.io.WriteToText(os.path.join(staging, "cut.json"), shard_name_template="")
-        )
-        if previous_ids is not None:
-            previous = (
-                p
-                | "ReadPrevious" >> beam.io.ReadFromText(previous_ids)
-                | "KeyPrevious" >> beam.Map(lambda i: (i, 1))
-            )
-            current = collected_ids | "KeyCurrent" >> beam.Map(lambda i: (i, 1))
+        for name, folder in (("domains", "domains"), ("prefixes", "prefixes")):
             _ = (
-                {"current": current, "previous": previous}
-                | "Join" >> beam.CoGroupByKey()
-                | "Overlap" >> beam.ParDo(CountOverlap())
+                recall[name]
+                | f"{name}Json" >> beam.Map(lambda kv: json.dumps([kv[0], *kv[1]]))
+                | f"Write{name}"
+                >> beam.io.WriteToText(
+                    os.path.join(staging, "counts", folder), file_name_suffix=".jsonl"
+                )
             )
-        _ = scored[DEAD_LETTER] | "WriteDead" >> WriteDeadLetters(staging)
-        result = p.run()
-        result.wait_until_finish()
-        counters = counters_from_beam_result(result)
+        for name in ("histogram", "cut"):
+            _ = (
+                recall[name]
+                | f"{name}Json" >> beam.Map(lambda x: json.dumps(x.to_json()))
+                | f"Write{name}"
+                >> beam.io.WriteToText(
+                    os.path.join(staging, f"{name}.json"), shard_name_template=""
+                )
+            )
+        _ = recall[DEAD_LETTER] | "WriteDead" >> WriteDeadLetters(staging)
+        counters = run_and_count(p)
         domain_rows = [
             DomainRow(d, pages, coll)
             for d, pages, coll in _read_json_lines(os.path.join(staging, "counts", "domains-*"))
@@ -570,6 +416,11 @@ class MiningRun:
         )
         output.commit(fields, stats)
         return stats, output.fingerprint
+
+    def _read_collected(self, p: beam.Pipeline, k: int) -> beam.PCollection:
+        """The doc ids iteration k collected."""
+        pattern = os.path.join(iteration_dir(self.config, k), "recall", "collected", "ids-*.txt")
+        return p | "ReadCollected" >> beam.io.ReadFromText(pattern)
 
     def _recall_fingerprint(self, k: int) -> str:
         config_path = os.path.join(iteration_dir(self.config, k), "recall", "config.json")
@@ -627,28 +478,17 @@ class MiningRun:
             | "ReadPool"
             >> beam.io.ReadFromParquet(self.pool_glob, columns=["doc_id", "url", "domain", "text"])
             | "UnderAccepted" >> beam.Filter(under_accepted, frozenset(accepted))
-            | "KeyPool" >> beam.Map(lambda r: (r["doc_id"], r))
-        )
-        collected = (
-            p
-            | "ReadCollected"
-            >> beam.io.ReadFromText(
-                os.path.join(iteration_dir(cfg, k), "recall", "collected", "ids-*.txt")
-            )
-            | "KeyIds" >> beam.Map(lambda i: (i, 1))
         )
         _ = (
-            {"pool": under, "collected": collected}
-            | "Join" >> beam.CoGroupByKey()
+            {"pool": under, "collected": self._read_collected(p, k)}
+            | "JoinCollected" >> JoinCollected()
             | "Uncollected" >> beam.ParDo(SeedExpansion())
             | "Write"
             >> beam.io.WriteToText(
                 os.path.join(output.staging, "expansion"), file_name_suffix=".jsonl"
             )
         )
-        result = p.run()
-        result.wait_until_finish()
-        counters = counters_from_beam_result(result)
+        counters = run_and_count(p)
         stats = stats_document(
             counters,
             ["expand"],
@@ -673,22 +513,10 @@ class MiningRun:
             return read_json(output.path("stats.json"))
         output.begin()
         p = self._pipeline()
-        pool = (
-            p
-            | "ReadPool" >> beam.io.ReadFromParquet(self.pool_glob)
-            | "KeyPool" >> beam.Map(lambda r: (r["doc_id"], r))
-        )
-        collected = (
-            p
-            | "ReadCollected"
-            >> beam.io.ReadFromText(
-                os.path.join(iteration_dir(cfg, k), "recall", "collected", "ids-*.txt")
-            )
-            | "KeyIds" >> beam.Map(lambda i: (i, 1))
-        )
+        pool = p | "ReadPool" >> beam.io.ReadFromParquet(self.pool_glob)
         _ = (
-            {"pool": pool, "collected": collected}
-            | "Join" >> beam.CoGroupByKey()
+            {"pool": pool, "collected": self._read_collected(p, k)}
+            | "JoinCollected" >> JoinCollected()
             | "Keep" >> beam.ParDo(KeepCollected())
             | "Write"
             >> beam.io.WriteToParquet(
@@ -699,9 +527,7 @@ class MiningRun:
                 num_shards=cfg.num_shards,
             )
         )
-        result = p.run()
-        result.wait_until_finish()
-        counters = counters_from_beam_result(result)
+        counters = run_and_count(p)
         stats = stats_document(
             counters,
             ["final"],
@@ -789,33 +615,6 @@ class MiningRun:
 
     def _write_iteration(self, k: int, summary: dict[str, Any]) -> None:
         write_json_atomic(os.path.join(iteration_dir(self.config, k), "stats.json"), summary)
-
-
-def make_cut(hist: ScoreHistogram, budget_tokens: int | None, min_score: float | None) -> Cut:
-    if budget_tokens is not None:
-        return cut_for_budget(hist, budget_tokens)
-    assert min_score is not None  # MiningConfig guarantees exactly one rule
-    return cut_for_min_score(hist, min_score)
-
-
-class CountOverlap(beam.DoFn):
-    """(doc_id, {current, previous}) -> counts: `overlap.in` = collected now, `overlap.kept` =
-    also collected in the previous iteration (`dropped.new` otherwise)."""
-
-    def setup(self) -> None:
-        from pipeline.core.counters import StageCounter
-
-        self.counter = StageCounter("overlap")
-
-    def process(self, element: tuple[str, dict[str, list[int]]]) -> None:
-        groups = element[1]
-        if not groups["current"]:
-            return
-        self.counter.entered()
-        if groups["previous"]:
-            self.counter.kept()
-        else:
-            self.counter.dropped("new")
 
 
 def iteration_summary(k: int, meta: dict[str, Any], recall: dict[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.core.counters import StageCounter
-from pipeline.core.dead_letters import DeadLetter, dead_letter_output
+from pipeline.core.dead_letters import DEAD_LETTER, DeadLetter, dead_letter_output
 from pipeline.mine.classifier import (
     METADATA_FILE,
     TABLE_FILE,
@@ -33,8 +33,14 @@ from pipeline.mine.classifier import (
     probability,
     seeded_fraction,
 )
-from pipeline.mine.domain_discovery import path_prefixes, under_prefixes
-from pipeline.mine.score_histogram import Cut
+from pipeline.mine.domain_discovery import DomainRow, path_prefixes, under_prefixes
+from pipeline.mine.score_histogram import (
+    Cut,
+    ScoreHistogram,
+    ScoreHistogramCombineFn,
+    cut_for_budget,
+    cut_for_min_score,
+)
 
 # Without a tokenizer, tokens are estimated as characters / 4: English BPE vocabularies of
 # 32k-100k entries (GPT-2, Llama, DeepSeek) average about 4 characters per token on web text.
@@ -230,3 +236,129 @@ class KeepCollected(beam.DoFn):
                 yield row
             else:
                 self.counter.dropped("not_collected")
+
+
+class CountOverlap(beam.DoFn):
+    """(doc_id, {current, previous}) -> counts: `overlap.in` = collected now, `overlap.kept` =
+    also collected in the previous iteration (`dropped.new` otherwise)."""
+
+    def setup(self) -> None:
+        self.counter = StageCounter("overlap")
+
+    def process(self, element: tuple[str, dict[str, list[int]]]) -> None:
+        groups = element[1]
+        if not groups["current"]:
+            return
+        self.counter.entered()
+        if groups["previous"]:
+            self.counter.kept()
+        else:
+            self.counter.dropped("new")
+
+
+def make_cut(hist: ScoreHistogram, budget_tokens: int | None, min_score: float | None) -> Cut:
+    """The cut of the ranked pool: by token budget, else by minimum probability."""
+    if budget_tokens is not None:
+        return cut_for_budget(hist, budget_tokens)
+    if min_score is None:
+        raise ValueError("give a token budget or a minimum score")
+    return cut_for_min_score(hist, min_score)
+
+
+def _keyed_one(doc_id: str) -> tuple[str, int]:
+    return doc_id, 1
+
+
+class Recall(beam.PTransform):
+    """One iteration's recall (DeepSeekMath section 2.1) over pool rows.
+
+    Input: pool rows (doc_id, url, domain, text), or {"rows": rows, "previous": doc ids
+    collected in the previous iteration}. Output: {"scores": score rows with `collected`,
+    "collected": collected doc ids, "domains": (domain, (pages, collected)), "prefixes":
+    (domain/prefix, (pages, collected)) within math domains with at least `min_prefix_pages`
+    pages, "histogram": the merged ScoreHistogram, "cut": the Cut, DEAD_LETTER: pages that could
+    not be scored}. With "previous", the `overlap` counters say how many collected pages were
+    collected before.
+    """
+
+    def __init__(
+        self,
+        model_dir: str,
+        tokenizer: str | None,
+        budget_tokens: int | None,
+        min_score: float | None,
+        domain_threshold: float,
+        min_prefix_pages: int,
+    ) -> None:
+        super().__init__()
+        self.model_dir = model_dir
+        self.tokenizer = tokenizer
+        self.budget_tokens = budget_tokens
+        self.min_score = min_score
+        self.domain_threshold = domain_threshold
+        self.min_prefix_pages = min_prefix_pages
+
+    def expand(self, inputs: Any) -> dict[str, beam.PCollection]:
+        rows = inputs["rows"] if isinstance(inputs, dict) else inputs
+        previous = inputs.get("previous") if isinstance(inputs, dict) else None
+        scored = rows | "Score" >> beam.ParDo(
+            ScorePages(self.model_dir, self.tokenizer)
+        ).with_outputs(DEAD_LETTER, main="scores")
+        hist = (
+            scored.scores
+            | "LogitTokens" >> beam.Map(lambda r: (r["logit"], r["n_tokens"]))
+            | "Histogram" >> beam.CombineGlobally(ScoreHistogramCombineFn())
+        )
+        cut = hist | "Cut" >> beam.Map(make_cut, self.budget_tokens, self.min_score)
+        marked = scored.scores | "Mark" >> beam.ParDo(
+            MarkCollected(), cut=beam.pvalue.AsSingleton(cut)
+        )
+        collected = (
+            marked
+            | "Collected" >> beam.Filter(lambda r: r["collected"])
+            | "CollectedIds" >> beam.Map(lambda r: r["doc_id"])
+        )
+        domains = (
+            marked
+            | "DomainPairs" >> beam.Map(domain_count)
+            | "PerDomain" >> beam.CombinePerKey(sum_pairs)
+        )
+        threshold, min_pages = self.domain_threshold, self.min_prefix_pages
+        math_list = domains | "MathDomains" >> beam.FlatMap(
+            lambda kv: [kv[0]] if DomainRow(kv[0], *kv[1]).is_math(threshold) else []
+        )
+        prefixes = (
+            marked
+            | "PrefixPairs" >> beam.FlatMap(prefix_counts, beam.pvalue.AsList(math_list))
+            | "PerPrefix" >> beam.CombinePerKey(sum_pairs)
+            | "EnoughPages" >> beam.Filter(lambda kv: kv[1][0] >= min_pages)
+        )
+        if previous is not None:
+            _ = (
+                {
+                    "current": collected | "KeyCurrent" >> beam.Map(_keyed_one),
+                    "previous": previous | "KeyPrevious" >> beam.Map(_keyed_one),
+                }
+                | "JoinPrevious" >> beam.CoGroupByKey()
+                | "Overlap" >> beam.ParDo(CountOverlap())
+            )
+        return {
+            "scores": marked,
+            "collected": collected,
+            "domains": domains,
+            "prefixes": prefixes,
+            "histogram": hist,
+            "cut": cut,
+            DEAD_LETTER: scored[DEAD_LETTER],
+        }
+
+
+class JoinCollected(beam.PTransform):
+    """{"pool": pool rows, "collected": collected doc ids} -> (doc_id, {"pool": [row],
+    "collected": [1] or []}), for a DoFn that keeps or drops each pool row by it."""
+
+    def expand(self, inputs: dict[str, beam.PCollection]) -> beam.PCollection:
+        return {
+            "pool": inputs["pool"] | "KeyPool" >> beam.Map(lambda r: (r["doc_id"], r)),
+            "collected": inputs["collected"] | "KeyIds" >> beam.Map(_keyed_one),
+        } | "Join" >> beam.CoGroupByKey()

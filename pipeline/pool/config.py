@@ -6,7 +6,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pipeline.core.config_errors import raise_if_problems
+from pipeline.core.config_flags import flag
 from pipeline.dedup.config import DedupOptions
+from pipeline.extract.extractors import EXTRACTOR_NAMES
 
 # Common Crawl's public HTTPS endpoint for paths in a warc.paths.gz listing.
 COMMON_CRAWL_BASE_URL = "https://data.commoncrawl.org/"
@@ -19,11 +21,11 @@ DEFAULT_MAX_RECORD_BYTES = 5 * 1024 * 1024
 class PoolConfig:
     """Everything that decides what `mathcorpus pool` writes (Beam options excluded)."""
 
-    output: str
+    output: str = field(metadata=flag(metavar="DIR"))
     """Output folder (local path, gs:// or s3://): Parquet files, stats.json, dead_letter/."""
-    inputs: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = field(default=(), metadata=flag("--input", metavar="PATTERN"))
     """WARC/ARC file paths or glob patterns (local, gs://, s3://)."""
-    paths_listing: str | None = None
+    paths_listing: str | None = field(default=None, metadata=flag(metavar="FILE"))
     """A Common Crawl `warc.paths.gz` listing (local path or http(s) URL) of files to fetch."""
     base_url: str = COMMON_CRAWL_BASE_URL
     """Prefix joined to each relative path of `paths_listing`."""
@@ -34,16 +36,16 @@ class PoolConfig:
     None: `<output>/_fetch_cache` for a local output, else the system temp folder."""
     fetch_attempts: int = 6
     """HTTP attempts per file before it is dead-lettered."""
-    fetch_timeout_s: float = 60.0
+    fetch_timeout_s: float = field(default=60.0, metadata=flag("--fetch-timeout"))
     """Seconds without progress before an HTTP attempt is abandoned."""
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     """Records whose HTTP body is larger than this (bytes) are dropped as `too_large`."""
-    extractor: str = "resiliparse"
+    extractor: str = field(default="resiliparse", metadata=flag(choices=EXTRACTOR_NAMES))
     """Text extractor: `resiliparse` (default, faster and better on the real-page tests) or
     `trafilatura`. Both turn math into LaTeX the same way."""
     min_text_chars: int = 100
     """Pages whose extracted text is shorter (characters) are dropped as `too_short`."""
-    languages: tuple[str, ...] = ()
+    languages: tuple[str, ...] = field(default=(), metadata=flag(metavar="CODE", empty_list=True))
     """Languages to keep (fastText lid.176 codes, e.g. `en`, `zh`; the paper kept English and
     Chinese). Empty: keep all and record the language."""
     min_language_score: float = 0.0
@@ -77,9 +79,8 @@ class PoolConfig:
             problems.append(f"fetch_timeout_s: must be > 0, got {self.fetch_timeout_s}")
         if self.max_record_bytes < 1024:
             problems.append(f"max_record_bytes: must be >= 1024, got {self.max_record_bytes}")
-        valid_extractors = ("resiliparse", "trafilatura")
-        if self.extractor not in valid_extractors:
-            problems.append(f"extractor: must be one of {valid_extractors}, got {self.extractor!r}")
+        if self.extractor not in EXTRACTOR_NAMES:
+            problems.append(f"extractor: must be one of {EXTRACTOR_NAMES}, got {self.extractor!r}")
         if self.min_text_chars < 0:
             problems.append(f"min_text_chars: must be >= 0, got {self.min_text_chars}")
         if not 0.0 <= self.min_language_score <= 1.0:

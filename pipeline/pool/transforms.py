@@ -21,7 +21,7 @@ import apache_beam as beam
 from pipeline.core.counters import StageCounter
 from pipeline.core.dead_letters import DEAD_LETTER, DeadLetter
 from pipeline.core.dead_letters import dead_letter_output as _dead
-from pipeline.core.stage_cli import CountPassThrough
+from pipeline.core.stage_run import CountPassThrough
 from pipeline.pool.config import PoolConfig
 from pipeline.pool.records import Dropped, HtmlResponse
 from pipeline.pool.schema import pool_row

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pipeline.core.config_errors import raise_if_problems
+from pipeline.core.config_flags import flag
 
 # Extension -> language. Ambiguous extensions (`.m`: MATLAB or Objective-C; `.v`: Coq or
 # Verilog) are left out; a dataset's language field can still name those languages.
@@ -69,9 +70,9 @@ DROP_REASONS = (
 class CodeFilterConfig:
     """Which code files are kept (thresholds per file)."""
 
-    languages: tuple[str, ...] = DEFAULT_LANGUAGES
+    languages: tuple[str, ...] = field(default=DEFAULT_LANGUAGES, metadata=flag(metavar="LANG"))
     """Languages kept (lower-case names as in EXTENSION_LANGUAGES, e.g. `python`, `c`)."""
-    max_bytes: int = 1_000_000
+    max_bytes: int = field(default=1_000_000, metadata=flag("--max-file-bytes"))
     """Files larger than this (UTF-8 bytes) are dropped as `too_large`."""
     max_line_length: int = 1000
     """A file with a longer line (characters) is dropped as `line_too_long`."""
@@ -79,9 +80,9 @@ class CodeFilterConfig:
     """A file whose mean line length (characters) is above this is `mean_line_too_long`."""
     min_alnum_fraction: float = 0.25
     """A file with a smaller share of letters and digits is `low_alnum_fraction`."""
-    header_lines: int = 10
+    header_lines: int = field(default=10, metadata=flag(hidden=True))
     """Lines at the top of a file searched for generated-file markers."""
-    extra_extensions: dict[str, str] = field(default_factory=dict)
+    extra_extensions: dict[str, str] = field(default_factory=dict, metadata=flag(hidden=True))
     """More extension -> language pairs (e.g. {".m": "matlab"}), on top of the defaults."""
 
     def __post_init__(self) -> None:

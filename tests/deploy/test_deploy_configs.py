@@ -232,7 +232,7 @@ POOL_ARGS = ["pool", "--input", "/data/crawl/a.warc.gz", "/data/b.warc.gz", "--o
 def test_submit_scripts_pass_the_portable_options(engine: str, tmp_path: Path) -> None:
     argv = run_with_stub(DEPLOY / engine / "submit.sh", POOL_ARGS, {}, tmp_path)
     app, beam_args = split_stage_args(argv)
-    assert app.input == ["/data/crawl/a.warc.gz", "/data/b.warc.gz"] and app.output == "/data/p"
+    assert app.inputs == ["/data/crawl/a.warc.gz", "/data/b.warc.gz"] and app.output == "/data/p"
     assert {a.split("=", 1)[0].removeprefix("--") for a in beam_args} <= beam_option_names()
     options = PipelineOptions(beam_args).get_all_options()
     assert options["runner"] == "PortableRunner"
@@ -257,7 +257,7 @@ def test_dataflow_launch_options_are_beam_options(stage: str, machine: str, tmp_
     argv = run_with_stub(DEPLOY / "dataflow" / "launch.sh", [stage, *POOL_ARGS[1:]], env, tmp_path)
     app, beam_args = split_stage_args(["pool", *argv[1:]])
     assert argv[0] == stage
-    assert app.output == "/data/p" and len(app.input) == 2
+    assert app.output == "/data/p" and len(app.inputs) == 2
     names = {a.split("=", 1)[0].removeprefix("--") for a in beam_args}
     assert names <= beam_option_names(), names - beam_option_names()
     o = PipelineOptions(beam_args).get_all_options()
@@ -347,7 +347,7 @@ def test_flex_parameters_become_stage_options() -> None:
     ]
     argv = main.stage_argv("pool", params)
     app, beam_args = pool_arg_parser().parse_known_args(argv)
-    assert app.input == ["gs://b/c/a.warc.gz", "gs://b/c/b.warc.gz"]
+    assert app.inputs == ["gs://b/c/a.warc.gz", "gs://b/c/b.warc.gz"]
     assert app.languages == ["en", "zh"] and app.min_text_chars == 50 and app.overwrite
     assert beam_args == ["--temp_location=gs://b/tmp", "--runner=DataflowRunner"]
     assert "--overwrite" not in main.stage_argv("pool", ["--output=x", "--overwrite=false"])

@@ -31,13 +31,15 @@ import pytest
 
 from mathcorpus.sample_crawl import SampleCrawl, write_sample_crawl
 from pipeline.core.run_output import STATS_FILE, read_json
-from pipeline.decontaminate.pipeline import DecontaminateConfig, run_decontaminate
+from pipeline.decontaminate.config import DecontaminateConfig
+from pipeline.decontaminate.pipeline import run_decontaminate
 from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.pipeline import run_dedup
 from pipeline.pool.config import PoolConfig
 from pipeline.pool.pipeline import main as pool_main
 from pipeline.pool.pipeline import run_pool
-from pipeline.shards.pipeline import ShardsConfig, run_shards
+from pipeline.shards.config import ShardsConfig
+from pipeline.shards.pipeline import run_shards
 from tests.conftest import REPO_ROOT
 from tests.tokenizer.tiny_tokenizer import write_tiny_tokenizer
 

@@ -23,18 +23,12 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.core.config_errors import ConfigError
+from pipeline.core.dead_letters import DEAD_LETTER
 from pipeline.decontaminate.benchmarks import BenchmarkItem, load_benchmarks
+from pipeline.decontaminate.config import KEPT, REMOVED, DecontaminateConfig
 from pipeline.decontaminate.ngram_index import BenchmarkIndex
-from pipeline.decontaminate.pipeline import (
-    DEAD_LETTER,
-    KEPT,
-    REMOVED,
-    Decontaminate,
-    DecontaminateConfig,
-    main,
-    read_report,
-    run_decontaminate,
-)
+from pipeline.decontaminate.pipeline import main, read_report, run_decontaminate
+from pipeline.decontaminate.transforms import Decontaminate
 from pipeline.extract.extractors import extract_page, get_extractor
 from pipeline.pool.schema import POOL_SCHEMA, pool_row
 from tests.conftest import require_shared

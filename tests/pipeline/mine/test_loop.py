@@ -22,8 +22,10 @@ import pytest
 from mathcorpus.sample_crawl import SampleCrawl, write_sample_crawl
 from pipeline.core.config_errors import ConfigError
 from pipeline.mine.classifier import ClassifierConfig
-from pipeline.mine.loop import MiningConfig, run_mining
-from pipeline.mine.pipeline import EXIT_PAUSED, mine_main
+from pipeline.mine.config import MiningConfig
+from pipeline.mine.loop import run_mining
+from pipeline.mine.pipeline import EXIT_PAUSED
+from pipeline.mine.pipeline import main as mine_main
 from pipeline.pool.config import PoolConfig
 from pipeline.pool.pipeline import run_pool
 from pipeline.pool.schema import POOL_SCHEMA

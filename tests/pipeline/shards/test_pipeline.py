@@ -19,9 +19,12 @@ from tokenizers import Tokenizer
 
 from pipeline.core.config_errors import ConfigError
 from pipeline.pool.schema import POOL_SCHEMA, pool_row
-from pipeline.shards.pipeline import ShardsConfig, list_inputs, run_shards, shard_index
+from pipeline.shards.config import ShardsConfig
+from pipeline.shards.inputs import list_inputs
 from pipeline.shards.pipeline import main as shards_main
+from pipeline.shards.pipeline import run_shards
 from pipeline.shards.text_sources import SourceFields, local_inputs, sample_local_documents
+from pipeline.shards.transforms import shard_index
 from tests.tokenizer.tiny_tokenizer import real_pages, write_tiny_tokenizer
 from tokenizer.cli import main as manifest_main
 from tokenizer.manifest import load_manifest, verify_manifest
