@@ -1,24 +1,13 @@
-"""Shared fixtures: where the real third-party data lives (never copied into the repo)."""
+"""Session fixtures over the real third-party data (helpers live in tests/helpers.py)."""
 
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-# ../shared/data beside the project folder; MATHCORPUS_SHARED_DATA overrides it.
-SHARED_DATA = Path(os.environ.get("MATHCORPUS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
-
-
-def require_shared(*parts: str) -> Path:
-    """Return a path under the shared data folder, or skip the test with the reason."""
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"real test data not available: {path} is absent (../shared/data)")
-    return path
+from tests.helpers import require_shared
 
 
 @pytest.fixture(scope="session")

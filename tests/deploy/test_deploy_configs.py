@@ -21,7 +21,7 @@ import yaml
 from apache_beam.options.pipeline_options import FlinkRunnerOptions, PipelineOptions
 
 from pipeline.pool.pipeline import build_arg_parser as pool_arg_parser
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"
 FLINK_COMPOSE = REPO_ROOT / "docker-compose.yml"

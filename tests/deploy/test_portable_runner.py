@@ -40,8 +40,7 @@ from pipeline.pool.pipeline import main as pool_main
 from pipeline.pool.pipeline import run_pool
 from pipeline.shards.config import ShardsConfig
 from pipeline.shards.pipeline import run_shards
-from tests.conftest import REPO_ROOT
-from tests.tokenizer.tiny_tokenizer import write_tiny_tokenizer
+from tests.helpers import REPO_ROOT, write_tiny_tokenizer
 
 # Seconds to wait for a service to report its port (importing Beam takes a few seconds on a
 # loaded 2-core machine).

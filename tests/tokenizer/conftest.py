@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from tokenizers import Tokenizer
 
-from tests.tokenizer.tiny_tokenizer import write_tiny_tokenizer
+from tests.helpers import write_tiny_tokenizer
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 from tokenizers import Tokenizer
 
-from tests.conftest import require_shared
-from tests.tokenizer.tiny_tokenizer import STDLIB, TINY_VOCAB, real_pages
+from tests.helpers import STDLIB, TINY_VOCAB, real_pages, require_shared
 from tokenizer.bpe_training import (
     BpeTrainingConfig,
     TrainingConfigError,

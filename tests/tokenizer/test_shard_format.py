@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from tokenizers import Tokenizer
 
-from tests.tokenizer.tiny_tokenizer import STDLIB
+from tests.helpers import STDLIB
 from tokenizer.shard_format import (
     ShardFormatError,
     ShardMeta,

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 from tokenizers import Tokenizer
 
-from tests.tokenizer.tiny_tokenizer import write_tiny_tokenizer
-from tests.trainer.shard_fixtures import real_runs
+from tests.helpers import real_runs, write_tiny_tokenizer
 
 
 @pytest.fixture(scope="session")

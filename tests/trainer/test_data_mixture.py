@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.trainer.shard_fixtures import random_info, random_run
+from tests.helpers import random_info, random_run
 from trainer.batches import PackedBatches
 from trainer.mixture import MixtureSampler, Stage
 from trainer.packing import IGNORE_INDEX

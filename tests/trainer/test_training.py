@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
 from trainer.checkpoint import latest_checkpoint, list_checkpoints
 from trainer.cli import train_main
 from trainer.config_loader import config_from_dict

@@ -18,7 +18,7 @@ from pipeline.decontaminate.benchmarks import (
     load_items,
     resolve_specs,
 )
-from tests.conftest import require_shared
+from tests.helpers import require_shared
 
 # (folder, file, detected format, rows) of the real benchmark files.
 REAL_FILES = [

@@ -21,7 +21,7 @@ from pipeline.decontaminate.ngram_index import (
 )
 from pipeline.decontaminate.normalize import gram_spans
 from pipeline.extract.extractors import extract_page, get_extractor
-from tests.conftest import require_shared
+from tests.helpers import require_shared
 
 FILLER = (
     "The weather was pleasant and the market was busy with people buying bread and cheese. "

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pipeline.decontaminate.normalize import gram_spans, gram_string, grams, normalize_latex
-from tests.conftest import require_shared
+from tests.helpers import require_shared
 
 
 @pytest.mark.parametrize(

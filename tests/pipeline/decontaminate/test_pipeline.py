@@ -31,7 +31,7 @@ from pipeline.decontaminate.pipeline import main, read_report, run_decontaminate
 from pipeline.decontaminate.transforms import Decontaminate
 from pipeline.extract.extractors import extract_page, get_extractor
 from pipeline.pool.schema import POOL_SCHEMA, pool_row
-from tests.conftest import require_shared
+from tests.helpers import require_shared
 
 # Math pages of ../shared/data/html that the paper's rule removes with no planting: each really
 # contains a 10-gram of a MATH solution (our grams split LaTeX into letters and numbers, so a

@@ -24,7 +24,7 @@ from pipeline.dedup.minhash import (
     text_band_keys,
 )
 from pipeline.dedup.shingles import shingle_batch, shingles
-from tests.conftest import require_shared
+from tests.helpers import require_shared
 
 BACKENDS = [
     "numpy",

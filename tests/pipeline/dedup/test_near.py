@@ -21,7 +21,7 @@ from pipeline.dedup.near import (
     near_dedup_in_memory,
 )
 from pipeline.dedup.shingles import shingles
-from tests.conftest import require_shared
+from tests.helpers import require_shared
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from pipeline.extract.extractors import extract_page, get_extractor
 from pipeline.pool.config import PoolConfig
 from pipeline.pool.schema import POOL_SCHEMA, pool_row
 from pipeline.pool.url_normalize import doc_id as url_doc_id
-from tests.conftest import require_shared
+from tests.helpers import require_shared
 
 MINHASH = MinHashConfig()
 # Fractions of words replaced. Each replaced word breaks up to 5 word 5-gram shingles, so the

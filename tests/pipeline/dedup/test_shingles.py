@@ -11,7 +11,7 @@ from datasketch.hashfunc import sha1_hash32, sha1_hash64
 
 from pipeline.dedup import shingles as sh
 from pipeline.dedup.shingles import hash_shingles, normalize, shingle_batch, shingles
-from tests.conftest import require_shared
+from tests.helpers import require_shared
 
 BACKENDS = [
     "numpy",

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.extract.extractors import EXTRACTOR_NAMES, Extraction, extract_page, get_extractor
-from tests.conftest import require_shared
+from tests.helpers import require_shared
 
 # --- reading the pages ----------------------------------------------------------------------
 

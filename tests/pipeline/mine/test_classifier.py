@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
 
-from mathcorpus.sample_pages import TOPICS, prose_paragraph, seed_page_text
 from pipeline.core.config_errors import ConfigError
 from pipeline.mine.classifier import (
     ClassifierConfig,
     MathScorer,
-    SeedDoc,
     probability,
     read_seed,
     train_classifier,
 )
 from pipeline.mine.classifier_text import NUMBER_TOKEN, classifier_text, classifier_tokens
 from pipeline.mine.pipeline import classifier_main
+from tests.helpers import seeds
 
 # The paper's 2M n-gram buckets allocate a 2 GB matrix (seconds per model); tests other than the
 # one checking the defaults use fewer buckets.
@@ -35,19 +33,6 @@ def test_preprocessing_keeps_latex_structure() -> None:
     # Truncation: only the first max_chars characters count.
     assert classifier_text("abc def", max_chars=3) == "abc"
     assert "\n" not in classifier_text("a\nb\r\nc")
-
-
-def seeds(n: int, seed: int) -> tuple[list[SeedDoc], list[SeedDoc]]:
-    rng = random.Random(seed)
-    pos = [SeedDoc(f"p{i}", seed_page_text(rng, 3)) for i in range(n)]
-    topics = sorted(TOPICS)
-    neg = [
-        SeedDoc(
-            f"n{i}", " ".join(prose_paragraph(rng, topics[i % len(topics)], 5) for _ in range(3))
-        )
-        for i in range(n)
-    ]
-    return pos, neg
 
 
 def test_training_writes_model_with_metadata_and_is_reproducible(tmp_path: Path) -> None:
@@ -138,7 +123,7 @@ def test_classifier_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
 
 def test_scoring_counts_tokens_with_the_given_tokenizer(tmp_path: Path) -> None:
     from pipeline.mine.transforms import ScorePages, estimate_tokens
-    from tests.tokenizer.tiny_tokenizer import write_tiny_tokenizer
+    from tests.helpers import write_tiny_tokenizer
     from tokenizer.loading import load_tokenizer
 
     pos, neg = seeds(60, 5)

@@ -20,7 +20,7 @@ from pipeline.mine.classifier import (
 )
 from pipeline.mine.classifier_table import ClassifierTable
 from pipeline.mine.classifier_text import classifier_text
-from tests.pipeline.mine.test_classifier import seeds
+from tests.helpers import seeds
 
 SMALL = ClassifierConfig(bucket=100_000)
 

@@ -10,7 +10,7 @@ from warcio.archiveiterator import ArchiveIterator
 from pipeline.pool.charset_decode import DecodedHtml, codec_for_label, decode_html
 from pipeline.pool.records import HtmlResponse
 from pipeline.pool.warc_reader import iter_warc_records
-from tests.conftest import require_shared
+from tests.helpers import require_shared
 
 RUSSIAN = "Привет, мир! Это страница на русском языке. " * 8
 JAPANESE = "日本語のテキストです。数学の問題を解きましょう。" * 8

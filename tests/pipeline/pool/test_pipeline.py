@@ -18,7 +18,7 @@ from pipeline.core.run_output import OutputConflict
 from pipeline.pool.config import PoolConfig
 from pipeline.pool.pipeline import main as pool_main
 from pipeline.pool.pipeline import run_pool
-from tests.conftest import require_shared
+from tests.helpers import require_shared
 
 
 def read_rows(folder: Path) -> list[dict]:

@@ -24,7 +24,7 @@ from pipeline.pool.remote_fetch import (
     read_paths_listing,
     resolve_listing,
 )
-from tests.conftest import require_shared
+from tests.helpers import require_shared
 
 # Tiny delays: the retries are real, the waiting is not.
 FAST = RetryPolicy(attempts=4, base_delay_s=0.001, max_delay_s=0.01, timeout_s=5.0)

@@ -10,7 +10,7 @@ import pytest
 from pipeline.pool.records import HtmlResponse
 from pipeline.pool.url_normalize import InvalidUrl, doc_id, normalize_url, url_domain
 from pipeline.pool.warc_reader import iter_warc_records
-from tests.conftest import require_shared
+from tests.helpers import require_shared
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from pipeline.pool.warc_reader import (
     open_warc,
     parse_warc_date,
 )
-from tests.conftest import require_shared
+from tests.helpers import require_shared
 
 MiB = 1024 * 1024
 CAP = 5 * MiB

@@ -25,7 +25,7 @@ from pipeline.shards.pipeline import main as shards_main
 from pipeline.shards.pipeline import run_shards
 from pipeline.shards.text_sources import SourceFields, local_inputs, sample_local_documents
 from pipeline.shards.transforms import shard_index
-from tests.tokenizer.tiny_tokenizer import real_pages, write_tiny_tokenizer
+from tests.helpers import real_pages, write_tiny_tokenizer
 from tokenizer.cli import main as manifest_main
 from tokenizer.manifest import load_manifest, verify_manifest
 from tokenizer.shard_format import read_rows

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.shards.tokenizer_cli import main as tokenizer_main
-from tests.tokenizer.tiny_tokenizer import STDLIB, real_pages
+from tests.helpers import STDLIB, real_pages
 from tokenizer.loading import fingerprint, load_tokenizer
 
 

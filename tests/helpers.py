@@ -1,23 +1,95 @@
-"""Shards and manifests for the trainer tests, written with the tokenizer package's writers
-(no Beam): random-token runs for the data mechanics, and real text (stdlib code, GSM8K math
-from the shared test data, tests/conftest.py's `require_shared`) tokenized with a tiny BPE
-tokenizer for the training tests."""
+"""Helpers shared by the tests: where the real third-party data lives (never copied into the
+repository), a tiny tokenizer trained on real text, token shards with manifests, seed pages.
+
+Test modules and conftest files import from here; no test module imports another.
+"""
 
 from __future__ import annotations
 
+import csv
+import gzip
 import hashlib
 import json
+import os
+import random
+import sysconfig
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 from tokenizers import Tokenizer
 
-from tests.conftest import require_shared
-from tests.tokenizer.tiny_tokenizer import STDLIB
+from tokenizer.bpe_training import BpeTrainingConfig, train_bpe
 from tokenizer.loading import SpecialToken, TokenizerInfo, tokenizer_info
 from tokenizer.manifest import ShardEntry, build_manifest, write_manifest
 from tokenizer.shard_format import ShardMeta, TokenizedDoc, shard_file_name, write_shard
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# ../shared/data beside the project folder; MATHCORPUS_SHARED_DATA overrides it.
+SHARED_DATA = Path(os.environ.get("MATHCORPUS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+def require_shared(*parts: str) -> Path:
+    """Return a path under the shared data folder, or skip the test with the reason."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real test data not available: {path} is absent (../shared/data)")
+    return path
+
+
+# --- a tiny tokenizer trained on real text (seconds, not minutes) ----------------------------
+# Sample: the standard library's `json` and `email` packages (real code) and the first
+# PAGE_CHARS characters of the real math pages (none when the shared data is absent).
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+TINY_VOCAB = 1500
+# Characters of each page used for training and for round-trip tests: enough of every page's
+# markup and text, while the whole set encodes in about a second.
+PAGE_CHARS = 20_000
+
+
+def read_page(path: Path) -> str:
+    """A real page's HTML as text (UTF-8, undecodable bytes replaced; .html.gz unpacked)."""
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        data = gzip.decompress(data)
+    return data.decode("utf-8", errors="replace")
+
+
+def real_pages(label: str | None = None) -> list[tuple[str, str]]:
+    """(relative path, text) of the real pages, optionally only those labelled `label`."""
+    labels = SHARED_DATA / "html" / "labels.csv"
+    if not labels.exists():
+        return []
+    with labels.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return [
+        (row["filename"], read_page(SHARED_DATA / row["filename"]))
+        for row in rows
+        if label is None or row["label"] == label
+    ]
+
+
+def training_texts() -> list[str]:
+    code = [p.read_text(encoding="utf-8") for p in sorted((STDLIB / "json").glob("*.py"))]
+    code += [p.read_text(encoding="utf-8") for p in sorted((STDLIB / "email").glob("*.py"))]
+    pages = [text[:PAGE_CHARS] for _, text in real_pages("math")]
+    return code + pages
+
+
+def write_tiny_tokenizer(folder: Path, vocab_size: int = TINY_VOCAB) -> Path:
+    """Train and save a tiny tokenizer; returns the tokenizer.json path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_bpe(training_texts(), BpeTrainingConfig(vocab_size=vocab_size))
+    path = folder / "tokenizer.json"
+    tokenizer.save(str(path))
+    return path
+
+
+# --- shards and manifests, written with the tokenizer package's writers (no Beam) ------------
+# Random-token runs for the data mechanics; real text (stdlib code, GSM8K math) tokenized with
+# the tiny tokenizer for the training tests.
 
 
 def random_info(vocab: int = 1000, fingerprint: str = "ab" * 32) -> TokenizerInfo:
@@ -139,3 +211,23 @@ def real_runs(
         "code": write_run(root / "code", info, "stdlib", "code", code, num_shards),
         "math": write_run(root / "math", info, "gsm8k", "math", math, num_shards),
     }
+
+
+# --- seed pages for the classifier ----------------------------------------------------------
+
+
+def seeds(n: int, seed: int) -> tuple[list, list]:
+    """`n` generated math seed pages and `n` generated prose pages (SeedDoc lists)."""
+    from mathcorpus.sample_pages import TOPICS, prose_paragraph, seed_page_text
+    from pipeline.mine.classifier import SeedDoc
+
+    rng = random.Random(seed)
+    pos = [SeedDoc(f"p{i}", seed_page_text(rng, 3)) for i in range(n)]
+    topics = sorted(TOPICS)
+    neg = [
+        SeedDoc(
+            f"n{i}", " ".join(prose_paragraph(rng, topics[i % len(topics)], 5) for _ in range(3))
+        )
+        for i in range(n)
+    ]
+    return pos, neg
