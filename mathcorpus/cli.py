@@ -18,6 +18,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "main",
         "WARC files -> URL-deduplicated, math-preserving pool",
     ),
+    "extract": (
+        "pipeline.extract.pipeline",
+        "main",
+        "HTML files -> text with math as LaTeX (a pool folder, not deduplicated)",
+    ),
     "dedup": (
         "pipeline.dedup.pipeline",
         "main",

@@ -1,16 +1,7 @@
-"""`mathcorpus report DIR`: one self-contained report.html for a run folder.
-
-    mathcorpus report runs/demo             # writes runs/demo/report.html
-    mathcorpus report runs/demo/pool --output /tmp/pool.html
-
-The report is built from the files the stages leave behind (FORMAT.md), found anywhere under
-DIR: every `stats.json` (the funnel of that stage, with drop and dead-letter reasons),
-`dedup_report.json` (cluster sizes, pairs near the threshold), the mining loop's iteration
-folders (score histograms with the budget cut, the domain table with accepted prefixes),
-`contamination.json` (what leaked, per benchmark), `manifest.json` (tokens by source and
-domain) and the trainer's evaluation CSVs (loss and per-domain held-out loss). A section whose
-files are absent is left out. Charts are inline SVG (mathcorpus/report_svg.py): the file needs
-no network and no scripts.
+"""`mathcorpus report DIR`: one self-contained report.html (inline SVG, no scripts) for a run
+folder, built from the files the stages leave behind anywhere under DIR (FORMAT.md): funnels,
+dedup clusters, mining iterations, contamination, tokens by domain, training curves. A section
+whose files are absent is left out.
 """
 
 from __future__ import annotations
@@ -28,6 +19,22 @@ from pathlib import Path
 from typing import Any
 
 from mathcorpus.report_svg import histogram, horizontal_bars, line_chart
+from pipeline.core.run_output import STATS_FILE
+from pipeline.decontaminate.config import REPORT_FILE as CONTAMINATION_FILE
+from pipeline.dedup.schema import REPORT_FILE as DEDUP_REPORT_FILE
+from pipeline.mine.config import (
+    ANNOTATIONS_FILE,
+    CUT_FILE,
+    DOMAINS_FILE,
+    HISTOGRAM_FILE,
+    RECALL_DIR,
+    SUMMARY_FILE,
+)
+from tokenizer.manifest import MANIFEST_FILE
+from trainer.run_files import COMPARISON_FILE, EVAL_CSV, TRAIN_LOG
+
+DEMO_SUMMARY_FILE = "demo_summary.json"
+"""What `mathcorpus demo` ran and how long each step took (in the demo's workdir)."""
 
 REPORT_FILE = "report.html"
 # Stage names (stats.json "stage") in pipeline order, for the funnel sections.
@@ -90,7 +97,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric_from: 
 
 
 def funnel_section(root: Path, folder: Path) -> Section | None:
-    path = folder / "stats.json"
+    path = folder / STATS_FILE
     if not path.is_file():
         return None
     stats = _read_json(path)
@@ -139,7 +146,7 @@ def funnel_section(root: Path, folder: Path) -> Section | None:
 
 
 def dedup_section(root: Path, folder: Path) -> Section | None:
-    path = folder / "dedup_report.json"
+    path = folder / DEDUP_REPORT_FILE
     if not path.is_file():
         return None
     report = _read_json(path)
@@ -192,7 +199,7 @@ def dedup_section(root: Path, folder: Path) -> Section | None:
 
 
 def manifest_section(root: Path, folder: Path) -> Section | None:
-    path = folder / "manifest.json"
+    path = folder / MANIFEST_FILE
     if not path.is_file():
         return None
     manifest = _read_json(path)
@@ -216,7 +223,7 @@ def manifest_section(root: Path, folder: Path) -> Section | None:
 
 
 def contamination_section(root: Path, folder: Path) -> Section | None:
-    path = folder / "contamination.json"
+    path = folder / CONTAMINATION_FILE
     if not path.is_file():
         return None
     report = _read_json(path)
@@ -259,7 +266,7 @@ def _csv_rows(path: Path) -> list[list[str]]:
 def _score_histogram(iteration: Path) -> str:
     """The recall step's token-weighted logit histogram (sparse bins, FORMAT.md "Mining work
     folder"), regrouped into 40 bars over its non-empty range, with the cut marked."""
-    hist_path, cut_path = iteration / "recall" / "histogram.json", iteration / "recall" / "cut.json"
+    hist_path, cut_path = iteration / RECALL_DIR / HISTOGRAM_FILE, iteration / RECALL_DIR / CUT_FILE
     if not hist_path.is_file():
         return ""
     hist = _read_json(hist_path)
@@ -298,7 +305,7 @@ def mining_section(root: Path, folder: Path) -> Section | None:
     parts: list[str] = []
     summary_rows = []
     for it in iterations:
-        stats = _read_json(it / "stats.json") if (it / "stats.json").is_file() else {}
+        stats = _read_json(it / STATS_FILE) if (it / STATS_FILE).is_file() else {}
         accepted = stats.get("prefixes_accepted", [])
         summary_rows.append(
             [
@@ -313,7 +320,7 @@ def mining_section(root: Path, folder: Path) -> Section | None:
         )
         parts.append(f"<h3>{it.name}</h3>")
         parts.append(_score_histogram(it))
-        domains = it / "recall" / "domains.csv"
+        domains = it / RECALL_DIR / DOMAINS_FILE
         if domains.is_file():
             table = _csv_rows(domains)
             if table:
@@ -321,7 +328,7 @@ def mining_section(root: Path, folder: Path) -> Section | None:
                     "<h4>Domains by collected fraction (math: above the threshold)</h4>"
                     + _table(table[0], table[1:16])
                 )
-        annotations = it / "annotations.csv"
+        annotations = it / ANNOTATIONS_FILE
         if annotations.is_file():
             table = _csv_rows(annotations)
             if table:
@@ -337,7 +344,7 @@ def mining_section(root: Path, folder: Path) -> Section | None:
         ["iteration", "seed positives", "pages", "tokens", "overlap", "math domains", "prefixes"],
         summary_rows,
     )
-    final = folder / "summary.json"
+    final = folder / SUMMARY_FILE
     note = ""
     if final.is_file():
         summary = _read_json(final)
@@ -350,7 +357,7 @@ def mining_section(root: Path, folder: Path) -> Section | None:
 
 
 def comparison_section(root: Path, folder: Path) -> Section | None:
-    path = folder / "comparison.json"
+    path = folder / COMPARISON_FILE
     if not path.is_file():
         return None
     data = _read_json(path)
@@ -421,13 +428,13 @@ def _read_csv_series(path: Path) -> dict[str, list[tuple[float, float]]]:
 def training_section(root: Path, folder: Path) -> Section | None:
     charts = []
     for name, title in (
-        ("train_log.csv", "training loss"),
-        ("eval.csv", "held-out loss per domain (the forgetting curve)"),
+        (TRAIN_LOG, "training loss"),
+        (EVAL_CSV, "held-out loss per domain (the forgetting curve)"),
     ):
         path = folder / name
         if path.is_file():
             series = _read_csv_series(path)
-            if name == "train_log.csv":
+            if name == TRAIN_LOG:
                 series = {k: v for k, v in series.items() if "loss" in k}
             chart = line_chart(series, title, x_label="tokens seen", y_label="loss")
             if chart:
@@ -477,8 +484,8 @@ def render_report(root: Path, sections: Sequence[Section]) -> str:
         for i, s in enumerate(sections)
     )
     summary = ""
-    if (root / "demo_summary.json").is_file():
-        demo = _read_json(root / "demo_summary.json")
+    if (root / DEMO_SUMMARY_FILE).is_file():
+        demo = _read_json(root / DEMO_SUMMARY_FILE)
         times = demo.get("elapsed_s", {})
         summary = (
             "<h2>Demo summary</h2>"

@@ -1,23 +1,8 @@
 """The built-in sample crawl: WARC files our own code generates, for `make demo` and tests.
 
-What it holds, so that every stage has real work:
-- math sites in five markups (`$..$`, MathJax scripts, MathML, KaTeX, TeX images), a forum whose
-  algebra and calculus boards are math while its other boards are not, and non-math sites;
-- math written in forum words (`forum_math`): the forum's math boards and a homework-help site,
-  where only some threads have a tutor's reply in TeX. A first seed of LaTeX problem sets does
-  not cover that vocabulary: the mining loop has to discover it (tests/pipeline/
-  test_mining_loop.py);
-- a positive seed for the mining loop (`seed/positives.jsonl`): LaTeX problem sets that are not
-  in the crawl, standing in for OpenWebMath;
-- duplicates: recaptures of the same URL in a later file (with tracking parameters and
-  fragments), exact mirrors on another domain, near-duplicate syndicated copies;
-- the records a real crawl has besides HTML: warcinfo, requests, metadata, robots.txt, images,
-  PDFs, redirects and 404s, a page with no Content-Type, a page with bad UTF-8 bytes, an
-  oversized record;
-- faults: one gzip file cut short, one uncompressed file with a record whose headers are broken;
-- a small benchmark file of generated problems, some of which are planted in pages.
-
-Run `python -m mathcorpus.sample_crawl OUT_DIR` to write it.
+Math sites in five markups, a forum whose boards are partly math, math in forum words for the
+mining loop to discover, duplicates, the non-HTML records and faults of a real crawl, a positive
+seed and a small benchmark (docs/architecture.md). `python -m mathcorpus.sample_crawl OUT_DIR`.
 """
 
 from __future__ import annotations

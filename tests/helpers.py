@@ -231,3 +231,41 @@ def seeds(n: int, seed: int) -> tuple[list, list]:
         for i in range(n)
     ]
     return pos, neg
+
+
+# --- Beam transforms tested on their own ------------------------------------------------------
+
+# Options of a TestPipeline: the in-process FnApiRunner (plain DirectRunner would first try to
+# download Prism, which these machines cannot reach).
+BEAM_TEST_ARGS = ("--runner=FnApiRunner",)
+
+
+def make_pool_row(
+    doc_id: str,
+    text: str,
+    url: str | None = None,
+    domain: str = "pages.example",
+    offset: int = 0,
+    warc_file: str = "test.warc.gz",
+) -> dict:
+    """A pool-format row (pipeline/pool/schema.py) with fixed lineage around `text`."""
+    from datetime import UTC, datetime
+
+    from pipeline.pool.schema import pool_row
+
+    return pool_row(
+        doc_id=doc_id,
+        url=url or f"https://{domain}/{doc_id}",
+        domain=domain,
+        warc_file=warc_file,
+        warc_offset=offset,
+        fetch_time=datetime(2024, 3, 1, tzinfo=UTC),
+        language="en",
+        language_score=0.9,
+        text=text,
+        math_formats=(),
+        n_math=0,
+        encoding="utf-8",
+        extractor="resiliparse",
+        extractor_version="test",
+    )

@@ -1,19 +1,8 @@
 """Byte-level BPE training with Hugging Face `tokenizers`, DeepSeek-style pre-tokenization.
 
-The tokenizer works on UTF-8 bytes (every string is encodable, nothing is unknown) and has no
-normalizer, so `decode(encode(x)) == x` for any text: LaTeX, Chinese, code with tabs and trailing
-spaces. Pre-tokenization (before BPE merges are applied):
-
-- every digit is its own piece (`12345` -> `1 2 3 4 5`), as DeepSeek LLM and LLaMA do, so
-  numbers are never merged into arbitrary chunks;
-- runs of whitespace are kept as pieces (code indentation becomes a few tokens, not one per
-  space), with the last space of a run attached to the following word as in GPT-style BPE;
-- letters group into words (any script; a CJK run is one piece that BPE then splits);
-  punctuation groups into runs.
-
-Special tokens: bos, eos and pad, added at the start of the vocabulary (ids 0, 1, 2). No
-post-processor adds them: shards hold the text's tokens only, and the trainer's packer inserts
-eos (and bos) between documents.
+UTF-8 bytes and no normalizer (`decode(encode(x)) == x`), every digit its own piece, whitespace
+runs kept, bos/eos/pad at ids 0-2, added by the trainer's packer rather than a post-processor.
+Details: docs/tokenizer.md.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """Loading a tokenizer and naming it: the fingerprint that travels into every manifest.
 
-Any Hugging Face `tokenizer.json` can be loaded (ours from `mathcorpus tokenizer train`, or
-DeepSeek-Coder's brought by a user). The fingerprint is the sha256 of the canonical JSON of the
-loaded tokenizer (`sort_keys`, no spaces, UTF-8), so the same tokenizer saved with other
-indentation or key order has the same fingerprint, and any change to the vocabulary, merges,
-pre-tokenizer or special tokens gives another.
-
-No Beam and no torch here: the trainer loads tokenizers on GPU hosts.
+Any Hugging Face `tokenizer.json` loads; the fingerprint is the sha256 of its canonical JSON, so
+formatting does not change it and any change to the tokenizer does (docs/tokenizer.md). No Beam
+and no torch here: the trainer loads tokenizers on GPU hosts.
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
 """The manifest: the list of shards a consumer reads, with counts and checksums (FORMAT.md,
 "Manifest").
 
-A manifest names the tokenizer (fingerprint, vocabulary size, id type, special tokens) and every
-shard with its path (relative to the manifest's folder), rows, tokens, bytes, sha256, source and
-domain, plus totals per source and per domain: exact token counts a user sets the mixture from.
-Manifests of several runs (math, code, arXiv) merge into one when, and only when, their
-tokenizers are the same; `verify` re-reads every shard and names the broken ones.
-
-No Beam and no torch: the trainer loads manifests on GPU hosts.
+Manifests of several runs merge only when their tokenizers are the same; `verify` re-reads every
+shard and names the broken ones (docs/tokenizer.md). No Beam and no torch: the trainer loads
+manifests on GPU hosts.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """The shard format: tokenized documents in Parquet (documented in FORMAT.md, "Shards").
 
-One row per document, sorted by `doc_id`; token ids in a list column of the narrowest integer
-type that holds the vocabulary (uint16 up to 65,536 ids, else uint32); zstd compression; row
-groups of about `row_group_tokens` tokens so a reader can stream a shard in bounded memory.
-Writing the same documents gives byte-identical files (no timestamps; rows sorted; fixed writer
-settings), which is what makes reruns reproducible and checksums meaningful.
-
-No Beam and no torch: the pipeline writes shards with this module, the trainer reads them.
+One row per document sorted by `doc_id`, token ids as uint16 or uint32, zstd, row groups of about
+`row_group_tokens` tokens; the same documents give byte-identical files (docs/tokenizer.md). No
+Beam and no torch: the pipeline writes shards with this module, the trainer reads them.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
 """`mathcorpus train --config FILE [key.sub=value ...]` (also `python -m trainer`).
 
-    mathcorpus train --config trainer/experiments/section_5_1_1.toml \\
-        output_dir=runs/train/x data.manifests='["runs/shards/math", "runs/shards/code"]'
+    mathcorpus train --config run.toml output_dir=runs/x data.manifests='["runs/shards/math"]'
     torchrun --nproc_per_node 8 -m trainer --config run.toml train.steps=2000
 
-Overrides follow the config file and win over it; values are TOML values (`train.steps=20`,
-`optim.lr=4.2e-4`, `packing.algorithm=concat`, `eval.manifests='["heldout"]'`). A config
-problem stops the run before anything starts, with every problem listed (exit code 2).
+Overrides are TOML values and win over the file; a config problem lists every problem and stops
+the run before it starts (exit code 2). Config and overrides: docs/trainer.md.
 """
 
 from __future__ import annotations

@@ -19,9 +19,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from trainer.run_files import CONFIG_FILE
 from trainer.train_config import TrainConfig, TrainConfigError
-
-CONFIG_FILE = "train_config.json"
 
 
 def _type_name(hint: Any) -> str:

@@ -25,8 +25,6 @@ from trainer.distributed import DistContext, all_reduce_sum
 from trainer.model import cross_entropy_loss
 from trainer.shard_source import heldout_documents
 
-EVAL_CSV = "eval.csv"
-EVAL_PNG = "eval.png"
 EVAL_FIELDS = ("step", "tokens", "stage", "domain", "loss", "target_tokens")
 
 

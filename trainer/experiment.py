@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from trainer.config_loader import apply_overrides, config_from_dict, read_config_document
-from trainer.evaluation import EVAL_CSV, read_eval_rows
+from trainer.evaluation import read_eval_rows
+from trainer.run_files import COMPARISON_FILE, EVAL_CSV
 from trainer.train_config import TrainConfigError
 
 SECTION_5_1_1 = Path(__file__).parent / "experiments" / "section_5_1_1.toml"
-COMPARISON_FILE = "comparison.json"
 
 
 def _merge(base: Mapping[str, Any], change: Mapping[str, Any]) -> dict[str, Any]:

@@ -69,7 +69,7 @@ class PackingPlan:
 
 @dataclass(frozen=True)
 class PackedSequences:
-    """Fixed-length training sequences from one buffer (conventions in the module docstring)."""
+    """Fixed-length training sequences from one buffer (conventions: docs/trainer.md)."""
 
     input_ids: np.ndarray
     """int32 [n_sequences, seq_len]: token ids, `pad_id` in the pad segment."""
@@ -345,7 +345,7 @@ def _group_by_bin(
 
 
 def plan_best_fit(doc_offsets: np.ndarray, seq_len: int) -> PackingPlan:
-    """Best-fit decreasing plan for the documents of `doc_offsets` (see the module docstring)."""
+    """Best-fit decreasing plan for the documents of `doc_offsets` (docs/trainer.md)."""
     check_seq_len(seq_len)
     offsets = check_doc_offsets(doc_offsets)
     counts, chunk_doc, chunk_start = _chunks_longest_first(offsets, seq_len)

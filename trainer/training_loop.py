@@ -1,13 +1,8 @@
 """The training loop: one run on one rank, from its config to its logs and checkpoints.
 
-    from trainer.config_loader import load_train_config
-    from trainer.training_loop import train
-    result = train(load_train_config("run.toml", ["train.steps=20"]))
-
-`Trainer` splits a run into named steps, as torchtitan's Trainer does: setup (data, model,
-optimizer, schedule, resume), `train_step` (one optimizer update with gradient accumulation),
-`evaluate`, `save_checkpoint`, `finish`. Every rank of a torchrun calls `train`. What an update,
-an evaluation and a resume mean exactly is in docs/trainer.md.
+`train(config)` runs a `Trainer`, split into named steps as torchtitan's is: setup, `train_step`
+(one optimizer update with gradient accumulation), `evaluate`, `save_checkpoint`, `finish`. Every
+rank of a torchrun calls `train`; what each step means exactly: docs/trainer.md.
 """
 
 from __future__ import annotations
@@ -42,10 +37,10 @@ from trainer.lr_schedule import build_lr_scheduler
 from trainer.mixture import MixtureSampler, Stage
 from trainer.model import Transformer, cross_entropy_loss
 from trainer.model_configs import ModelConfig, flops_per_token, get_model_config
+from trainer.run_files import EVAL_CSV, EVAL_PNG, TRAIN_LOG
 from trainer.shard_source import DataError, DocumentStream, TrainingData, open_training_data
 from trainer.train_config import TrainConfig, TrainConfigError
 
-TRAIN_LOG = "train_log.csv"
 TRAIN_LOG_FIELDS = (
     "step",
     "tokens",
@@ -343,11 +338,11 @@ class Trainer:
         out.mkdir(parents=True, exist_ok=True)
         write_config(config, out)
         if self.resumed_from is None:  # a fresh run: no rows of an earlier one
-            for name in (TRAIN_LOG, evaluation.EVAL_CSV):
+            for name in (TRAIN_LOG, EVAL_CSV):
                 (out / name).unlink(missing_ok=True)
         else:
             _truncate_csv(out / TRAIN_LOG, self.step)
-            _truncate_csv(out / evaluation.EVAL_CSV, self.step)
+            _truncate_csv(out / EVAL_CSV, self.step)
         print(
             f"[train] {out}: model {sum(p.numel() for p in unwrap(self.model).parameters()):,} "
             f"params, {ctx.world_size} process(es) on {ctx.device}, {self.micro_steps} "
@@ -494,7 +489,7 @@ class Trainer:
             _autocast(self.ctx, self.config),
         )
         if self.ctx.is_main:
-            csv_path = self.out / evaluation.EVAL_CSV
+            csv_path = self.out / EVAL_CSV
             evaluation.append_eval_rows(csv_path, self.step, self.tokens, self.stage, results)
             shown = ", ".join(f"{d} {loss:.4f}" for d, (loss, _) in sorted(results.items()))
             print(f"[eval] step {self.step} tokens {self.tokens:,}: {shown}", flush=True)
@@ -522,8 +517,8 @@ class Trainer:
     def finish(self) -> None:
         """After the last update: eval.png, and the Hugging Face export when asked for."""
         config, ctx, out = self.config, self.ctx, self.out
-        if ctx.is_main and config.eval.plot and (out / evaluation.EVAL_CSV).exists():
-            evaluation.plot_eval(out / evaluation.EVAL_CSV, out / evaluation.EVAL_PNG, out.name)
+        if ctx.is_main and config.eval.plot and (out / EVAL_CSV).exists():
+            evaluation.plot_eval(out / EVAL_CSV, out / EVAL_PNG, out.name)
         if config.checkpoint.export_hf and ctx.is_main and ctx.strategy != "fsdp":
             from trainer.hf_checkpoint import export_hf_checkpoint
 

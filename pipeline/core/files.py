@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
+
+from pipeline.core.config_errors import ConfigError
 
 
 def match_with_sizes(pattern: str) -> list[tuple[str, int]]:
@@ -26,3 +29,18 @@ def match_with_sizes(pattern: str) -> list[tuple[str, int]]:
 def match_files(pattern: str) -> list[str]:
     """Sorted paths of the files matching `pattern`; [] when none match."""
     return [path for path, _ in match_with_sizes(pattern)]
+
+
+def match_inputs(patterns: Sequence[str], what: str) -> list[str]:
+    """Sorted, de-duplicated files of every `--input` pattern; one ConfigError names each
+    pattern that matches nothing (`what`: whose inputs, for the message)."""
+    files: list[str] = []
+    unmatched: list[str] = []
+    for pattern in patterns:
+        matched = match_files(pattern)
+        if not matched:
+            unmatched.append(pattern)
+        files.extend(matched)
+    if unmatched:
+        raise ConfigError(what, [f"--input {p!r} matches no file" for p in unmatched])
+    return sorted(dict.fromkeys(files))

@@ -1,28 +1,8 @@
 """Benchmark files -> benchmark items whose texts (questions AND answers) must not leak.
 
-Formats (the JSONL layouts in ../shared/data/benchmarks, named by their folder there), with the
-fields read as texts and the item id:
-
-- `gsm8k`: `question`; `answer` without its `<<48/2=24>>` calculator notes, and as it is
-  (`answer_raw`, when it has notes). Id: line number.
-- `math_hendrycks` (MATH and MATH-500): `problem`; `solution`. Id: `unique_id`, else `idx`.
-- `cmath`: `question`; `golden` (a number: too short to count, kept for the record). Id: line.
-- `mathqa`: `problem`; `problem` + `options`; `rationale`. Id: line number.
-- `aqua_rat`: `question`; `question` + `options`; `rationale`. Id: line number.
-- `mmlu_stem`: `question`; `question` + `options` (the answer is one of them). Id: `topic/id`.
-- `jsonl` (generic): every field of `text_fields` the record has (strings; lists joined by a
-  space; numbers printed). Id: `id_field`, else line number.
-
-The line number is 0-based and counts every line of the file. Multiple-choice options are
-appended to the question instead of standing alone: a list like `0 4 2 6` is too generic to be a
-benchmark text by itself. AGIEval's math subsets (`passage`, `question`, `options`, `label`,
-`answer`) load through `jsonl` with the default fields.
-
-A spec names a file (or a folder: every `*.jsonl` in it) and optionally its format:
-`gsm8k=path/test.jsonl`; without `FORMAT=` the format is detected from the first record's fields.
-The benchmark name is the format (`gsm8k`), `<format>/<file stem>` when one format has several
-files, and the file stem for `jsonl`. A malformed file is a config problem: every bad line is
-listed (up to a limit) and the run stops before launch.
+Readers for the `gsm8k`, `math_hendrycks`, `cmath`, `mathqa`, `aqua_rat`, `mmlu_stem` and generic
+`jsonl` layouts; a spec is `[FORMAT=]PATH` (a file, or a folder of `*.jsonl`). Fields read, item
+ids, benchmark names and format detection: docs/stages/decontaminate.md.
 """
 
 from __future__ import annotations
@@ -70,7 +50,7 @@ class BenchmarkItem:
     """One benchmark problem and the texts that identify it."""
 
     benchmark: str
-    """Benchmark name (see the module docstring), e.g. `gsm8k` or `math_hendrycks/test`."""
+    """Benchmark name (docs/stages/decontaminate.md), e.g. `gsm8k` or `math_hendrycks/test`."""
     item_id: str
     """The item's id in its file (its own id field, else the 0-based line number)."""
     texts: tuple[tuple[str, str], ...]

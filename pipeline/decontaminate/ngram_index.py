@@ -1,27 +1,9 @@
 """A compact hashed n-gram index of benchmark texts, and the page matcher (no Beam here).
 
-The rule (DeepSeekMath section 2.1, decontamination): a page is contaminated when it contains
-any n-gram (n = 10 in the paper) of a benchmark text; a benchmark text of `min_short` to n-1
-grams contaminates a page that contains the whole text exactly (gram for gram); shorter texts
-are ignored. Grams come from `decontam_normalize.grams` on both sides.
-
-Storage: every n-gram (and every short text) becomes one 64-bit key; keys live in two sorted
-`uint64` arrays (long n-grams, short texts) with a parallel `int32` array naming the benchmark
-item of each key (a key shared by several items appears once per item). A bucket table (the top
-bits of the key -> first row) makes a lookup one or two comparisons, and a one-hash bit filter
-(8 bits per key) answers most misses from a table small enough to stay in cache. For the full
-benchmark list (13,253 items, 1.1M keys) this is 18.8 MiB, shipped to workers as a side input
-(a Python set of gram tuples holding the same takes ~190 MiB: bench/decontam_throughput.py).
-
-Keys: each gram is hashed with 64-bit FNV-1a over its UTF-8 bytes, then mixed with MurmurHash3's
-finaliser; a sequence of L gram hashes folds as `s = s * P + h` (mod 2^64) and its key is
-`fmix64(s ^ L * LENGTH_MIX)`. On a page the n-gram states roll in O(1) per position
-(`s' = (s - h_i * P^(n-1)) * P + h_(i+n)`); short texts are looked up only at positions whose
-gram can start one (a bit filter on first grams). Two different gram sequences share a key with
-probability ~2^-64 per pair.
-
-Numba compiles the kernels when it is installed (the pipeline extra has it); the pure-Python
-reference functions give identical keys and are used without it and in the tests.
+DeepSeekMath section 2.1: a page is contaminated when it holds any n-gram (n = 10) of a benchmark
+text, or the whole of a text of `min_short` to n-1 grams. 64-bit keys in sorted arrays with a
+bucket table and a bit filter; Numba kernels in ngram_index_kernel.py, identical pure-Python
+reference functions here. Keys, storage and sizes: docs/stages/decontaminate.md.
 """
 
 from __future__ import annotations

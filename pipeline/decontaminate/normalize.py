@@ -1,39 +1,9 @@
 """The one normalisation and gram tokenisation used for decontamination (both sides).
 
-Benchmark texts and corpus pages go through exactly the same steps, so that formatting cannot
-hide a copied problem. Version `NORMALIZATION_VERSION`; a change to any step changes which pages
-match, so it bumps the version (stored in every index, checked when one is loaded).
-
-1. LaTeX presentation (only in texts with a backslash), rewritten in place with the same length
-   so that gram offsets still point into the original text:
-   - `\\left`, `\\right`, `\\big`...`\\Biggr`, `\\displaystyle`, `\\quad`, and the text/font
-     wrappers `\\text`, `\\mathrm`, `\\mathbf`, `\\mbox`, `\\operatorname`... become spaces
-     (their braced argument stays);
-   - `\\dfrac`, `\\tfrac`, `\\cfrac` -> `\\frac`; `\\dbinom`, `\\tbinom` -> `\\binom`;
-   - brace-less one-character arguments are split as TeX reads them: `\\frac12`, `\\frac 1 2`
-     and `\\frac{1}{2}` all give the grams `frac 1 2`; `\\frac ab` gives `frac a b`;
-   - braces, `^`, `_`, `$`, `\\,` `\\;` `\\!` are punctuation (step 3), so `x^{2}`, `x^2` and
-     `$x ^ 2$` give the same grams.
-2. Characters, one code point at a time: compatibility decomposition (Unicode NFKD, which
-   covers what NFKC folds: full-width forms, ligatures, `x²` -> `x2`, `½` -> `1⁄2`), case
-   folding (`str.casefold`: `ß` -> `ss`), decomposition again, and combining marks dropped
-   (`é` and `e` + U+0301 both become `e`). Working per code point needs no composition pass and
-   gives the same result for precomposed and decomposed input.
-3. Punctuation and whitespace: every character that is not a letter or a digit separates grams
-   and is dropped (operators `+ = <` too, as in GPT-3's 13-gram decontamination, which ignored
-   punctuation, whitespace and case).
-4. Grams: each CJK ideograph, Hiragana or Katakana character is one gram (Chinese and Japanese
-   are written without spaces; CMATH is Chinese); otherwise a gram is a maximal run of letters
-   or a maximal run of digits, so a letter-digit boundary separates grams too (`2x+3y` ->
-   `2 x 3 y`, the same as `2 x + 3 y`).
-
-Known limits: `\\frac{12}{3}` and `\\frac 12 3` differ (TeX reads the latter as
-`\\frac{1}{2}3`, and so do we); accents are folded away (`résumé` = `resume`); Thai, Lao, Khmer
-and Burmese, also written without spaces, are grams per run, not per character; the character
-tables follow the Unicode version of the running Python (`unicodedata.unidata_version`).
-
-`grams` and `gram_spans` are the pure-Python definition; `ngram_index` runs the same tables in
-a Numba kernel and is tested against them.
+Benchmark texts and pages go through the same steps (LaTeX presentation folded, NFKD + case
+folding, punctuation dropped, letter/digit/CJK grams), so formatting cannot hide a copied
+problem; a change to any step bumps `NORMALIZATION_VERSION`. `grams` and `gram_spans` are the
+definition; the steps and known limits: docs/stages/decontaminate.md.
 """
 
 from __future__ import annotations

@@ -1,29 +1,10 @@
 """`mathcorpus decontaminate`: remove every page that contains benchmark text.
 
-The rule (DeepSeekMath section 2.1): a page is removed when it contains any 10-gram of a
-benchmark text (question or answer); benchmark texts of 3 to 9 grams remove a page that contains
-them exactly; shorter texts are ignored. Normalisation and grams: normalize.py; index and
-matcher: ngram_index.py; benchmark formats: benchmarks.py (all in pipeline/decontaminate/).
+    mathcorpus decontaminate --input runs/mined/corpus --benchmarks benchmarks/gsm8k \\
+        benchmarks/math_hendrycks agieval/sat-math.jsonl --output runs/decontaminated
 
-Local (in-process runner), the mined corpus against the real benchmark files:
-
-    mathcorpus decontaminate --input runs/mined/corpus \
-        --benchmarks ../shared/data/benchmarks/gsm8k ../shared/data/benchmarks/math_hendrycks \
-            ../shared/data/benchmarks/cmath agieval/sat-math.jsonl \
-        --output runs/decontaminated
-
-Dataflow (see deploy/):
-
-    mathcorpus decontaminate --input gs://bucket/corpus --benchmarks gs://bucket/benchmarks/* \
-        --output gs://bucket/decontaminated --runner=DataflowRunner --project=PROJECT \
-        --region=REGION --temp_location=gs://bucket/tmp \
-        --requirements_file=deploy/dataflow/requirements.txt
-
-The driver loads the benchmarks, builds the hashed index and writes it into the output's staging
-folder; workers read it from there as a side input (19 MiB for the full benchmark list), so the
-job graph stays small. Output (FORMAT.md, "Decontaminated corpus"): kept pages as
-`pool-*.parquet` (the input's columns), removed pages under `removed/` with the benchmark, item
-and matched span, `contamination.json` naming what leaked, `benchmark_index.npz`, `stats.json`.
+The rule (DeepSeekMath section 2.1), the index side input and the outputs (FORMAT.md,
+"Decontaminated corpus"): docs/stages/decontaminate.md.
 """
 
 from __future__ import annotations

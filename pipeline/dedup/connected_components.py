@@ -1,45 +1,9 @@
 """Connected components of an edge list: a union-find reference and a Beam transform.
 
-Near-duplicate detection yields edges between documents; the clusters are the connected
-components of that graph, each named by its smallest node (deterministic, and independent of
-edge order). Chains matter: if A~B and B~C then A, B and C are one cluster.
-
-`union_find_components` is the in-memory reference. `ConnectedComponents` finds the same
-labels in Beam without gathering nodes or edges on one worker, with the alternating
-large-star / small-star algorithm of Kiveris et al., "Connected Components in MapReduce and
-Beyond" (SoCC 2014). Each step is a GroupByKey over edges:
-
-    large-star  at node u with neighbours N(u):  m = min(N(u) + {u});
-                emit (v, m) for every neighbour v > u
-    small-star  at node u with the neighbours N'(u) smaller than u:  m = min(N'(u) + {u});
-                emit (v, m) for every v in N'(u) + {u}, v != m
-
-Both keep every component connected and pull every node towards its component's minimum;
-alternating them ends, in O(log n) rounds in practice, with each component a star around its
-minimum: every other node has one edge, to the minimum.
-
-Beam builds a static graph, so the rounds are unrolled: `max_rounds` rounds, each
-large-star + small-star + a settle check. The check (two GroupByKeys) finds the components that
-are already stars around their minimum, emits their labels and drops their edges; only the
-rest goes on to the next round. So a round after convergence runs over empty PCollections and
-costs only the scheduling of its stages (~0.2 s a round on the local FnApiRunner), and
-near-duplicate graphs, which are mostly stars from the start (a bucket links its documents to
-its smallest one), mostly settle in the check before round 1.
-
-    check 0 -> [large-star -> small-star -> check r] for r = 1..max_rounds
-
-The settle check: a node is a "leaf" if it has exactly one neighbour and that neighbour is
-smaller, a "root" if all its neighbours are larger. A root whose neighbours are all leaves is a
-whole component (a leaf has no other edge, the root no smaller neighbour), already in final
-form. Every edge (lo, hi) reaches the check at lo as one message from hi, so it is either
-settled or passed on exactly once.
-
-Edges still active after `max_rounds` mean the bound was too small for this graph: by default
-the transform fails with a message saying so (`on_unconverged="raise"`); with
-`on_unconverged="gather"` the leftover edges are resolved by union-find on one worker (the
-leftover is what did not converge, normally nothing). The number of edges entering every
-round is in the `rounds` output, and counters record what each check settled and left, so a run
-shows how many rounds did work.
+Near-duplicate clusters are the components of the LSH edges, each named by its smallest node.
+`ConnectedComponents` alternates large-star and small-star rounds (Kiveris et al., SoCC 2014),
+unrolled to `max_rounds` with a settle check per round, and never gathers nodes or edges on one
+worker; `union_find_components` is the reference. The algorithm: docs/stages/dedup.md.
 """
 
 from __future__ import annotations

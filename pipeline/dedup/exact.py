@@ -1,17 +1,7 @@
 """Exact deduplication on a hash of the normalised text (pure logic, no Beam).
 
-Two pages are exact duplicates when their texts are equal after `normalize_for_exact`: Unicode
-NFKC, case folded, every run of whitespace one space, no leading or trailing space. That catches
-mirrors and syndicated copies that differ only in spacing, case or compatibility characters
-(full-width digits, ligatures) before MinHash has to compare them; anything else is left to the
-near-duplicate stage.
-
-The hash is blake2b with a 128-bit digest (32 hex characters): at 3 billion pages the chance
-that two different texts share a hash is about 1e-20.
-
-Which copy is kept: the same rule as near-dedup (`pipeline/near_dedup.kept_in_cluster`): a page
-of a prior, already deduplicated pool first (incremental mode), then the longest raw text
-(characters), ties to the smallest doc_id. The group's cluster id is its smallest doc_id.
+blake2b-128 of the text after NFKC, case folding and whitespace collapsing; each group keeps one
+page by near-dedup's rule (`near.kept_in_cluster`). Details: docs/stages/dedup.md.
 """
 
 from __future__ import annotations

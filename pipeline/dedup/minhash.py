@@ -1,40 +1,8 @@
 """MinHash signatures and LSH band keys, vectorised over a batch of documents.
 
-A document is the set of its shingles (pipeline/dedup/shingles.py). Its MinHash signature holds, for
-each of `num_perm` random permutations pi_k of the hash space, the minimum of pi_k(h(s)) over
-its shingles s; two documents agree on entry k with probability equal to their Jaccard
-similarity J. The permutations are datasketch's, so with `hash_kind="sha1"` a signature equals
-`datasketch.MinHash(num_perm, seed, scheme=...)` updated with the same shingles' UTF-8 bytes:
-
-    affine32 (datasketch >= 2.0 default): h32 -> x = fmix32(h32); pi_k(x) = a_k x + b_k mod 2^32
-    affine64: h64 -> x = fmix64(h64); pi_k(x) = a_k x + b_k mod 2^64
-    legacy (datasketch < 2.0): pi_k(h32) = ((a_k h32 + b_k) mod (2^61 - 1)) & (2^32 - 1),
-        with a_k h32 computed in uint64 with wrap-around, exactly as datasketch does
-
-(a, b) are drawn from `np.random.RandomState(seed)` in datasketch's order. The permute-and-min
-step is one fused loop compiled with Numba (no (shingles x num_perm) temporary; ~20 us for a
-1,200-shingle document at 112 perms); without Numba a chunked NumPy path gives the same values
-several times slower.
-
-LSH banding: the signature is cut into `bands` bands of `rows` entries; two documents become
-candidates if any band is identical. For Jaccard similarity s,
-
-    P(candidate | s) = 1 - (1 - s^rows)^bands
-
-an S-curve whose steepest point is near the threshold t = (1/bands)^(1/rows). The default
-14 bands x 8 rows = 112 permutations is DataTrove's default, the one FineWeb ran on 5-gram word
-shingles (NeMo Curator uses 20 x 13 = 260 on 24-character shingles, t = 0.79; RefinedWeb
-450 x 20, t = 0.74). For 14 x 8, t = 0.719 and
-
-    s      0.5    0.6    0.7    0.75   0.8    0.85   0.9
-    P      0.053  0.211  0.565  0.772  0.924  0.988  0.9996
-
-(`candidate_probability`): pairs at 80% similarity are caught 92% of the time, at 90% all but
-0.04%; pairs at 50% are merged 5% of the time. Candidates are not verified against the
-estimated Jaccard (as in FineWeb), so the curve is the whole false-positive story.
-
-Each band is keyed by a 64-bit hash of its rows (`band_keys`); unrelated bands share a key by
-accident with probability 2^-64 per pair of documents per band.
+Signatures equal datasketch's for the same seed and scheme (`affine32`, `affine64`, `legacy`)
+with `hash_kind="sha1"`; the permute-and-min loop is Numba, with a NumPy fallback. Default 14
+bands x 8 rows (threshold ~0.72). Permutations, the S-curve and band keys: docs/stages/dedup.md.
 """
 
 from __future__ import annotations

@@ -1,43 +1,8 @@
 """Near-duplicate removal with MinHash LSH, as a Beam transform over (doc_id, text).
 
-    (doc_id, text)
-      -> BandKeys: signature (pipeline/dedup/minhash.py), one ((band, band hash), Member) per band;
-         texts without words are kept and never bucketed
-      [+ prior: a saved band index of an already deduplicated pool, one Member(prior=True) per
-         band of each of its documents: incremental mode]
-      -> GroupByKey: buckets; a bucket with several documents (at least one of them new) links
-         its smallest doc_id to each of the others (a star: k - 1 edges, not k (k - 1) / 2)
-      -> ConnectedComponents (pipeline/dedup/connected_components.py): cluster id = smallest doc_id
-      -> per cluster keep one document (`kept_in_cluster`): a prior document if there is one
-         (they are never removed: the old pool is not recomputed), else the longest text
-         (characters), ties to the smallest doc_id; the new others are duplicates of it
-      -> kept: every input doc_id that is not a duplicate
-
-The result depends only on the set of (doc_id, text) pairs: not on input order, bundling,
-batching or the number of workers (every choice is a minimum over a total order). Doc ids must
-be unique (URL dedup upstream guarantees it).
-
-Outputs (a dict of PCollections):
-
-    kept        doc_id of every document kept
-    duplicates  Duplicate(doc_id, cluster_id, kept_id) for every document removed
-    clusters    Cluster(cluster_id, kept_id, size) for every cluster of 2+ documents
-    rounds      (round, edges entering it) of the connected-components rounds
-    band_keys   (doc_id, [band key per band]) of every new document with shingles (the saved
-                band index is made of the kept ones)
-
-Shuffles: `bands` records per document with words for the buckets (the bulk), the edges (about
-one per duplicate document) through the component rounds, and one record per document for
-`kept`.
-
-Counters (namespace `mathcorpus`): `near_dedup.in`, `near_dedup.kept`,
-`near_dedup.dropped.near_duplicate`, `near_dedup.note.no_shingles`,
-`near_dedup.note.buckets_shared`, `near_dedup.note.edges`.
-
-Local use, inside a pipeline run with `--runner=FnApiRunner`:
-
-    result = docs | "NearDedup" >> NearDedup(MinHashConfig())
-    result["kept"] | ...
+Documents sharing a band bucket are linked, connected components make clusters, each cluster
+keeps one document (`kept_in_cluster`); incremental against a saved band index. Outputs `kept`,
+`duplicates`, `clusters`, `rounds`, `band_keys`. Dataflow and counters: docs/stages/dedup.md.
 """
 
 from __future__ import annotations

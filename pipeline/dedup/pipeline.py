@@ -1,23 +1,10 @@
 """`mathcorpus dedup`: exact + MinHash near-deduplication of a pool folder.
 
-Local run (FnApiRunner is the default runner):
-
-    mathcorpus dedup --input runs/demo/pool --output runs/demo/pool_dedup
-
-Incremental: deduplicate a new batch against pools deduplicated before (their band_index/ is
-read; they are not recomputed or rewritten):
-
-    mathcorpus dedup --input runs/batch2/pool --against runs/batch1/pool_dedup \\
+    mathcorpus dedup --input runs/batch2/pool [--against runs/batch1/pool_dedup] \\
         --output runs/batch2/pool_dedup
 
-On Dataflow (any Beam option after the app's own):
-
-    mathcorpus dedup --input gs://bucket/pool --output gs://bucket/pool_dedup \\
-        --runner=DataflowRunner --project=P --region=R --temp_location=gs://bucket/tmp
-
-The pool pipeline runs the same transform after extraction (on by default), so a pool written
-by `mathcorpus pool` is already deduplicated; this command is for pools from elsewhere, other
-settings, and incremental batches.
+The pool runs the same transform after extraction; this command is for pools from elsewhere,
+other settings and incremental batches (docs/stages/dedup.md).
 """
 
 from __future__ import annotations

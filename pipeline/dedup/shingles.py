@@ -1,51 +1,8 @@
 """Text normalisation and shingling for near-duplicate detection, over a batch of documents.
 
-Normalisation (`normalize`) turns a page text into a canonical form in which formatting
-differences between copies of a page no longer matter:
-
-    1. Unicode NFKC: full-width forms, ligatures, super/subscripts and math alphanumerics fold
-       to their plain characters ("ﬁ" -> "fi", "x²" -> "x2", "𝑥" -> "x", "…" -> "...").
-    2. lower-case (`str.lower`, after NFKC).
-    3. punctuation and symbol folding: every character that is not a word character separates
-       words. Word characters are letters, digits, "_" and combining marks (so that words in
-       scripts with vowel signs stay whole); punctuation, symbols ("+" "=" "\\" "{" "$"),
-       whitespace and control characters are separators.
-    4. whitespace folding: words are joined by exactly one space, with none at the ends.
-
-    "  The Cauchy–Schwarz\tinequality: |<u,v>|² ≤ <u,u>·<v,v>."
-    -> "the cauchy schwarz inequality u v 2 u u v v"
-
-TeX keeps its words and numbers ("\\frac{a}{b}" -> "frac a b"), which is what page-level
-similarity needs: two copies that differ only in how they typeset the same formulas normalise
-alike. Scripts written without spaces (Chinese, Japanese) form one "word" per run; use
-character shingles for them. The result is exactly that of `unicodedata.normalize("NFKC",
-text).lower()` followed by the folding; it is computed with per-code-point tables, and a text
-for which per-character mapping could differ from whole-text NFKC (decomposed accents, Hangul
-jamo, capital sigma) goes through the `unicodedata` functions instead. It depends on Python's
-Unicode database (`unicodedata.unidata_version`): run every worker on the same Python.
-
-Shingles are the units whose set a MinHash summarises:
-
-    word: every run of `n` consecutive words (default 5), joined by one space;
-    char: every run of `n` consecutive characters of the canonical text (spaces included).
-
-A document with some words but fewer than `n` words (or characters) has one shingle, its whole
-canonical text, so that short identical documents still collide; an empty document has none.
-
-Shingles are hashed to integers in one of two ways (`hash_kind`):
-
-    sha1: the first 4 (or 8) bytes of SHA-1 of the shingle's UTF-8 bytes, little-endian: exactly
-          datasketch's default `sha1_hash32` / `sha1_hash64`; one Python call per shingle.
-    fast: h = fmix64(sum_i (c_i + 1) B^i + len * K) mod 2^64 over the shingle's code points
-          c_i, with B and K fixed odd 64-bit constants and fmix64 MurmurHash3's finalizer; the
-          low 32 bits for 32-bit schemes. One prefix sum over the batch gives every shingle's
-          sum with two reads and a multiply.
-
-Both hash the same shingle strings; only the function differs. The fast hash of a shingle
-depends on its characters alone, not on its position or on the other documents in the batch.
-
-Two implementations give identical results: a Numba one (a few loops over the batch's code
-points; used when Numba is installed) and a NumPy one (array passes; the reference).
+`normalize`: NFKC, lower-case, every non-word character a separator, one space between words.
+Shingles are word (default 5) or character n-grams, hashed by `sha1` (datasketch's) or the
+`fast` polynomial hash; the Numba and NumPy implementations agree. Details: docs/stages/dedup.md.
 """
 
 from __future__ import annotations
@@ -463,7 +420,7 @@ def shingle_batch(
     n: int = 5,
     backend: Backend | None = None,
 ) -> ShingleBatch:
-    """Normalise `texts` and cut them into shingles (see the module docstring).
+    """Normalise `texts` and cut them into shingles (docs/stages/dedup.md).
 
     `backend` None: Numba when installed, else NumPy (identical results).
     """
@@ -485,7 +442,7 @@ def shingle_batch(
 
 
 def normalize(text: str) -> str:
-    """The canonical form of `text` (see the module docstring)."""
+    """The canonical form of `text` (docs/stages/dedup.md, "Normalisation")."""
     return shingle_batch([text], "word", 1).canonical(0)
 
 
@@ -580,7 +537,7 @@ def hash_shingles(
     bits: int = 32,
     backend: Backend | None = None,
 ) -> np.ndarray:
-    """Hashes of every shingle of the batch (see the module docstring for the two kinds)."""
+    """Hashes of every shingle of the batch (the two kinds: docs/stages/dedup.md)."""
     if bits not in (32, 64):
         raise ValueError(f"bits must be 32 or 64, got {bits}")
     if hash_kind == "fast":

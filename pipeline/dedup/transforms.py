@@ -1,17 +1,8 @@
 """Exact + MinHash near-duplicate removal over pool rows, as one Beam transform.
 
-    pool rows
-      [incremental: -> DropPriorUrls: a page whose doc_id is in a prior pool is removed]
-      -> HashText: (text hash, row)
-      -> CoGroupByKey(text hash) [+ prior pools' hashes] -> ChooseExact: one page per hash
-      -> NearDedup (pipeline/dedup/near.py) on (doc_id, text) [+ prior band keys]
-      -> CoGroupByKey(doc_id) of rows, near duplicates and band keys -> ApplyNearDecision
-      -> kept rows, duplicate rows (pool columns + cluster), band index rows, report parts
-
-Counted stages: `prior_urls` (incremental only), `exact_dedup`, `near_dedup`. Every row that
-enters leaves as kept or as a duplicate with its reason; nothing is dead-lettered here (pool
-rows are already valid). The result depends only on the set of input rows (every choice is a
-minimum over a total order), not on order, bundling or the number of workers.
+Prior URLs (incremental), exact groups by text hash, then `NearDedup`; counted stages
+`prior_urls`, `exact_dedup`, `near_dedup`. The result depends only on the set of input rows.
+Dataflow: docs/stages/dedup.md.
 """
 
 from __future__ import annotations

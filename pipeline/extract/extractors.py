@@ -1,24 +1,8 @@
 """Math-preserving main-text extraction: one maths pre-pass, two interchangeable backends.
 
-    from pipeline.extract.extractors import extract_page, get_extractor
-
-    extraction = extract_page(html, get_extractor("resiliparse"), url=url)
-    extraction.text, extraction.math_formats, extraction.n_math
-
-`extract_page` first rewrites maths markup into TeX text (`math_markup.rewrite_math`, only on
-pages where `has_math_markers` finds a marker), then hands the page to the backend:
-
-- `resiliparse` (default): `extract_plain_text(main_content=True)` on Lexbor's DOM, collapsed
-  (class="hidden") sections kept. About 10x the pages/s of `trafilatura.extract`, the same TeX
-  recall on the real maths pages (0.99), but it keeps more boilerplate: scrapinghub F1 0.91
-  against trafilatura's 0.95, and more comment sections and "related" boxes.
-- `trafilatura`: `trafilatura.extract` with its defaults plus `favor_recall=True`, which keeps
-  formula-only blocks; `favor_precision` would drop paragraphs that are mostly TeX.
-
-Figures are in tests/pipeline/extract/test_extractors_real_pages.py (quality) and
-bench/extraction_throughput.py (speed). The backends only ever see TeX as plain text, which
-both keep. `Extractor.version` is the backend package's version plus the maths pre-pass
-revision (`2.0.1+math1`), so pool rows record which code produced their text.
+`extract_page(html, get_extractor(name), url=url)` rewrites maths markup into TeX
+(math_markup.py), then extracts the main text with `resiliparse` (default, about 10x faster) or
+`trafilatura`. The backends and their figures: docs/stages/extract.md.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from functools import cache
 # fastText's predict() works on one line; newlines would end the input early.
 _WHITESPACE = re.compile(r"\s+")
 # Characters of text given to the model. lid.176's cost is linear in them (char 2-4-grams of
-# every word). On the 531 real pages of ../shared/data/html (7,400 characters of text on
+# every word). On the 531 real labelled test pages (7,400 characters of text on
 # average) the first 1,000 characters give the same language as the first 2,000 and as the whole
 # text on every page (600 characters: 3 differ), at ~0.5 ms a page against ~0.9 and ~2.3 ms
 # (bench/pool_throughput.py, line language_id).

@@ -1,34 +1,8 @@
 """Turn the maths on an HTML page into LaTeX text where it stood, before text extraction.
 
-Text extractors keep text and drop markup, so maths written as markup (MathJax scripts,
-MathML, KaTeX, TeX images) is lost or mangled by them, and trafilatura deletes `<math>`
-outright. `rewrite_math` replaces every maths element with a text node holding its TeX,
-`$...$` inline and `$$...$$` for display, so any backend keeps it as ordinary text:
-
-    >>> rewrite_math('<p>Let <script type="math/tex">x^2</script> be.</p>').html
-    '<html><body><p>Let $x^2$ be.</p></body></html>'
-
-TeX already in the text (`$..$`, `$$..$$`, `\\(..\\)`, `\\[..\\]`, `\\begin{align}`) is left as it
-is. Nothing is escaped: the text nodes hold TeX verbatim, and the serialiser's `&lt;` is undone
-by the backend's parser.
-
-`has_math_markers` is two substring scans (~0.27 ms on a 167 k-character page); pages without
-a marker (the vast majority of a crawl) skip the DOM parse altogether. Pages with one are
-parsed with lxml, rewritten and serialised again (a few ms; see bench/extraction_throughput.py).
-Figures and captions that hold maths become `<div>`s, since both backends drop figures.
-
-Markup kinds reported in `MathRewrite.formats` (the fixed vocabulary, `MATH_FORMATS`):
-
-- `tex_delimiters`: TeX delimiters already in the page text (not counted in n_expressions).
-- `mathjax_script`: MathJax v2 `<script type="math/tex">` (and `; mode=display`, `math/mml`).
-- `mathjax_output`: MathJax v3/v4 `<mjx-container>` output (TeX from its assistive MathML).
-- `mathml`: any other `<math>` element: x-tex annotation, else `alttext`, else converted.
-- `katex`: KaTeX output (`.katex`): its TeX annotation; the `katex-html` rendering is dropped.
-- `wikipedia`: MediaWiki `.mwe-math-element` (MathML hidden with display:none + an image).
-- `tex_image`: `<img>` whose alt text or URL carries TeX (codecogs, latex.php, mimetex...;
-  a page whose only maths is mimeTeX images does not pass `has_math_markers`).
-- `math_container`: Stack Exchange `.math-container` spans (already TeX).
-- `distill`: Distill `<d-math>` / `<dt-math>` (TeX content; `block` means display).
+`rewrite_math` replaces each maths element (MathJax, MathML, KaTeX, TeX images, ...) with a text
+node holding its TeX, `$...$` inline and `$$...$$` display, so any backend keeps it;
+`has_math_markers` lets pages without maths skip the parse. Markup kinds: docs/stages/extract.md.
 """
 
 from __future__ import annotations
@@ -423,7 +397,7 @@ def parse_html(html: str) -> etree._Element | None:
 
 
 def rewrite_math(html: str) -> MathRewrite:
-    """Replace every maths element of the page with its TeX as text (see the module docstring)."""
+    """Replace every maths element of the page with its TeX as text (docs/stages/extract.md)."""
     doc = parse_html(html)
     if doc is None:
         return MathRewrite(html, (), 0)

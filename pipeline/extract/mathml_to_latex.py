@@ -1,24 +1,8 @@
 """Presentation MathML to readable LaTeX, for pages whose MathML carries no TeX of its own.
 
-Most MathML on the web keeps its source: an `<annotation encoding="application/x-tex">`
-(Wikipedia, KaTeX, MathJax) or an `alttext` attribute; `math_markup` uses those first. This
-module is the fallback for hand-written or MathJax-generated MathML with neither, e.g.
-
-    >>> convert_mathml('<math><mi>x</mi><mo>=</mo><mfrac><mn>1</mn><mi>y</mi></mfrac></math>')
-    'x=\\\\frac{1}{y}'
-
-Why our own converter: the PyPI candidates were tried on the real pages in ../shared/data.
-`mml2tex` 0.1.0 runs the transpect XSLT through Saxon (`saxonche`, ~110 MB native library)
-and took ~165 ms per formula; `mathml-to-latex` 1.0.0 is pure Python and fast but wraps every
-bracket as `\\left(\\right.` ... `\\left.\\right)`; `mathml2latex` 0.2.12 needs BeautifulSoup
-and is unmaintained since 2019. This converter walks an lxml tree (the one the page was
-already parsed into), needs no extra dependency, and takes well under a millisecond per
-formula.
-
-Output style: compact TeX (`x^{2}+1`), a space only where a control word would otherwise run
-into a letter (`\\alpha x`), common Unicode operators and letters mapped to TeX commands.
-Elements it does not know contribute their children, so unknown markup degrades to text
-rather than vanishing.
+The fallback of math_markup.py for `<math>` without a TeX annotation or `alttext`: it walks the
+page's lxml tree, needs no extra dependency and takes well under a millisecond per formula. Why
+not a PyPI converter, and the output style: docs/stages/extract.md.
 """
 
 from __future__ import annotations

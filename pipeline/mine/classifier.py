@@ -1,29 +1,8 @@
 """The math classifier: fastText supervised, trained on a positive and a negative seed.
 
-DeepSeekMath section 2.1 trains fastText with vector dimension 256, learning rate 0.1, word
-n-grams up to 3, minimum word count 3 and 3 epochs on 500k positives (OpenWebMath) and 500k
-negatives (random Common Crawl pages); these are the defaults of `ClassifierConfig`.
-
-What is written for a model (`<dir>/model.bin`, `<dir>/scoring_table.npz` and `<dir>/model.json`,
-see FORMAT.md, "Math classifier"): the fastText binary, the scoring table derived from it
-(pipeline/mine/classifier_table.py) and the metadata: sha256 of the binary, the settings,
-the preprocessing (pipeline/mine/classifier_text.py), the seed sizes and precision/recall on a
-held-out split of the seed. The held-out split is chosen by a hash of each example's key and
-the seed, so the same seed always gives the same split; the saved model is the one trained
-without the held-out part, so the reported figures are that model's.
-
-Reproducibility: with `threads = 1` (the default) and the same seed files, training gives a
-byte-identical model (fastText's own RNG is seeded from `seed`). More threads train faster but
-Hogwild updates make the model depend on thread timing.
-
-Scores: `MathScorer.logit(text)` is the exact log-odds of the math label,
-`h . (w_math - w_other)` with `h` fastText's hidden vector (the sentence vector of the
-preprocessed text): with two labels and softmax loss, `sigmoid(logit)` is fastText's own
-probability, but the logit does not saturate at 1.0 (float32 probabilities near 1 cannot tell
-a sure page from a surer one, and ranking by a token budget needs that order). The logit is
-computed from the scoring table, a mean of per-row scalars equal to `h . (w_math - w_other)` up to
-float rounding (pipeline/mine/classifier_table.py): several times faster than fastText's own
-`predict`, and a scoring worker holds 8 MB instead of the 2 GB model.
+Defaults are DeepSeekMath section 2.1's settings. Writes model.bin, scoring_table.npz and
+model.json (FORMAT.md, "Math classifier"); `MathScorer.logit` is fastText's exact log-odds, read
+from the scoring table. Held-out split, reproducibility, scores: docs/stages/mine.md.
 """
 
 from __future__ import annotations
@@ -85,7 +64,7 @@ class ClassifierConfig:
     bucket: int = 2_000_000
     """Hash buckets for word n-grams (fastText's default)."""
     threads: int = 1
-    """Training threads; 1 gives a byte-identical model for the same seed (see module doc)."""
+    """Training threads; 1 gives a byte-identical model for the same seed (docs/stages/mine.md)."""
     seed: int = field(default=0, metadata=flag("--classifier-seed"))
     """Seeds fastText's RNG, the shuffle of the training lines and the held-out split."""
     holdout_fraction: float = 0.1
@@ -246,7 +225,7 @@ def train_fasttext(train_path: str, config: ClassifierConfig) -> Any:
 
 
 class MathScorer:
-    """A loaded model: the log-odds that a page is math (see the module docstring).
+    """A loaded model: the log-odds that a page is math (docs/stages/mine.md).
 
     Scoring goes through the model's `ClassifierTable` (pipeline/mine/classifier_table.py): the same
     log-odds as fastText's hidden vector dotted with the label difference, from an 8 MB table of

@@ -1,29 +1,8 @@
 """Exact fast scoring for the math classifier: fastText's log-odds as a mean of per-row scalars.
 
-Why this is exact. For a supervised fastText model with two labels and softmax loss, the
-log-odds of the math label is `h . d` with `d = w_math - w_other` (the output rows) and
-`h = (1/n) * sum_i E[id_i]` (the mean of the input rows of the line's words and word n-grams).
-The dot product is linear, so
-
-    logit = (1/n) * sum_i (E[id_i] . d) = mean_i s[id_i],   s = E @ d
-
-`s` has one float per input row (vocabulary + n-gram buckets: 2,000,000 + |V| floats, 8 MB in
-float32), computed once when the model is trained. Scoring a page then reads one float per token
-and n-gram instead of a 1 KiB row of the 2 GB matrix (dim 256): the table fits in the L3 cache and
-a worker no longer needs the 2 GB model in memory. The only difference from fastText is rounding
-(fastText sums float32 rows; we sum float32 scalars in float64): |difference| < 1e-4 in tests.
-
-What fastText does with a line, reproduced byte for byte in `_line_logit` (fastText 0.9,
-src/dictionary.cc `readWord`, `getLine`, `addWordNgrams`, `hash`; Python's `get_sentence_vector`
-appends the newline):
-- words are split at the bytes ' ', '\\n', '\\r', '\\t', '\\v', '\\f', '\\0'; the newline ends the
-  line and adds the end-of-sentence word `</s>`;
-- each word's hash is 32-bit FNV-1a over its bytes, each byte sign-extended first;
-- an in-vocabulary word adds its row; an unknown word adds nothing (no subwords: minn = maxn = 0
-  in supervised mode) but its hash still takes part in the n-grams; a word starting with the
-  label prefix is a label and takes part in neither;
-- word n-grams (2..word_ngrams) hash as `h = h * 116049371 + hash_j` in uint64 (the 32-bit word
-  hashes sign-extended), row `nwords + h % bucket`.
+For a two-label softmax model, logit = mean_i s[id_i] with s = E @ (w_math - w_other): an 8 MB
+table instead of the 2 GB model, equal to fastText up to float rounding. `_line_logit` reproduces
+fastText 0.9's word splitting and n-gram hashing. Derivation: docs/stages/mine.md.
 """
 
 from __future__ import annotations
@@ -113,7 +92,7 @@ def _line_logit(
     word_ngrams: int,
     hashes: np.ndarray,
 ) -> float:
-    """Mean of row_scores over the ids fastText builds for `data` + '\\n' (see module doc).
+    """Mean of row_scores over the ids fastText builds for `data` + '\\n' (docs/stages/mine.md).
 
     `hashes` is scratch space of at least (words in data + 1) int64s."""
     total = 0.0
@@ -191,7 +170,7 @@ def _fill_slots(word_bytes: np.ndarray, word_offsets: np.ndarray, size: int) -> 
 
 @dataclass(frozen=True)
 class ClassifierTable:
-    """What scoring needs of a two-label fastText model (see the module docstring)."""
+    """What scoring needs of a two-label fastText model (docs/stages/mine.md)."""
 
     row_scores: np.ndarray
     """float32[nwords + bucket]: E[row] . (w_math - w_other) for every input row."""

@@ -1,26 +1,8 @@
 """The text a page shows the math classifier: one preprocessing for training and for scoring.
 
-fastText splits on whitespace only, so what counts as a "word" is decided here. The same
-function runs when the seed is turned into a training file and when every pool page is scored
-(`ScorePages`), so the two always agree; the metadata of every model names the version below.
-
-Steps, in order:
-
-1. Truncation: only the first `max_chars` characters (default 4,000, about 600-700 English
-   words) are used; a lone surrogate among them (not encodable as UTF-8) becomes U+FFFD.
-   Scoring cost is linear in the number of tokens, and the start of a page is enough to tell a
-   math page; a page's score does not depend on its tail.
-2. Unicode NFKC normalisation (full-width letters and digits, ligatures and compatibility
-   forms become their plain equivalents) and lower-casing.
-3. Tokenising, with LaTeX kept: a TeX command (`\\frac`, `\\sqrt`, `\\int`) is one token, every
-   other symbol (`$ ^ _ { } = + - ( ) |`, dashes, quotes ...) is its own token, runs of letters
-   are words and runs of digits are numbers.
-   So `$x^2+\\frac{1}{2}$` becomes `$ x ^ 2 + \\frac { 1 } { 2 } $`: formula structure is visible
-   to the word n-grams (3 by default) instead of being glued into rare one-off "words".
-4. Numbers: a single digit stays as it is (`x ^ 2` is informative); a run of two or more
-   digits becomes the token `NUM`: specific values (years, prices, 1234) carry no topic and
-   would only fill the vocabulary with words under minCount.
-5. Newlines and all other whitespace become single spaces (fastText reads one example per line).
+Steps: (1) the first `max_chars` characters; (2) NFKC and lower-case; (3) tokens, a TeX command
+whole and every other symbol its own token; (4) digit runs of 2+ become `NUM`; (5) whitespace to
+single spaces. Every model records `PREPROCESSING_VERSION`. Why each step: docs/stages/mine.md.
 """
 
 from __future__ import annotations
@@ -35,7 +17,7 @@ from pipeline.mine.classifier_text_kernel import line_bytes
 # Bumped whenever the output of `classifier_text` changes for some input: a model trained with
 # another version must not be used to score (checked when the model is loaded).
 PREPROCESSING_VERSION = 1
-# Characters of the page used (see the module docstring, step 1).
+# Characters of the page used (docs/stages/mine.md, classifier text, step 1).
 DEFAULT_MAX_CHARS = 4000
 # Upper-case, so no lower-cased word of a page can collide with it.
 NUMBER_TOKEN = "NUM"
@@ -49,7 +31,7 @@ _TOKEN_RE = re.compile(r"\\[a-z]+|[^\W\d_]+|\d+|[^\w\s]|_")
 
 
 def classifier_tokens(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> list[str]:
-    """The tokens of `text` after steps 1-4 of the module docstring."""
+    """The tokens of `text` after steps 1-4 (docs/stages/mine.md, classifier text)."""
     head = _LONE_SURROGATE_RE.sub(REPLACEMENT_CHARACTER, text[:max_chars])
     if not head.isascii():  # NFKC leaves ASCII unchanged; skipping it saves time
         head = unicodedata.normalize("NFKC", head)

@@ -1,12 +1,8 @@
 """The classifier tokeniser (classifier_text.py, steps 3-5): a Numba loop over code points.
 
-`classifier_tokens` in classifier_text.py is the specification: a regular expression
-(`\\\\[a-z]+ | [^\\W\\d_]+ | \\d+ | [^\\w\\s] | _`) whose Unicode classes cost ~200 us on a
-4,000-character page, more than everything else in scoring together. Here every code point is
-looked up in a class table built once per process from the same regular expression classes
-(so the two cannot disagree on what is a letter, a digit or a space), and one pass writes the
-UTF-8 bytes of the line. tests/pipeline/mine/test_classifier_text_kernel.py checks byte
-equality with the specification on every real page and on random Unicode.
+Code points are classed by a table built from the regular-expression classes of
+`classifier_tokens` (the specification), and one pass writes the line's UTF-8 bytes;
+tests/pipeline/mine/test_classifier_text_kernel.py checks byte equality (docs/stages/mine.md).
 """
 
 from __future__ import annotations

@@ -16,6 +16,24 @@ from pipeline.mine.domain_discovery import (
 )
 from pipeline.shards.text_sources import SourceFields
 
+# Files of the mining workdir (FORMAT.md, "Mining workdir").
+STATE_FILE = "mining.json"
+"""The loop's state: iterations done, status, config fingerprint."""
+SUMMARY_FILE = "summary.json"
+"""Written when the loop stops: status, why it stopped, the final iteration."""
+STATS_FILE = "stats.json"
+"""An iteration's funnel (iter_k/stats.json)."""
+ANNOTATIONS_FILE = "annotations.csv"
+"""An iteration's URL-prefix decisions (iter_k/annotations.csv)."""
+HISTOGRAM_FILE = "histogram.json"
+"""The recall step's score histogram (iter_k/recall/)."""
+CUT_FILE = "cut.json"
+"""The recall step's score threshold for the token budget (iter_k/recall/)."""
+DOMAINS_FILE = "domains.csv"
+"""The recall step's per-domain collected fractions (iter_k/recall/)."""
+RECALL_DIR = "recall"
+"""An iteration's recall outputs (iter_k/recall/)."""
+
 
 @dataclass(frozen=True)
 class MiningConfig:
@@ -28,7 +46,7 @@ class MiningConfig:
     workdir: str = field(metadata=flag(metavar="DIR"))
     """Local folder for all iterations' state (iter_k/, negatives/, final/, summary)."""
     negatives: tuple[str, ...] = field(default=(), metadata=flag(metavar="SRC", empty_list=True))
-    """Negative seed sources; empty: a seeded random sample of pool pages (see module doc)."""
+    """Negative seed sources; empty: a seeded random sample of pool pages (docs/stages/mine.md)."""
     iterations: int = 4
     """Most iterations K (the paper ran four)."""
     budget_tokens: int | None = None

@@ -1,23 +1,8 @@
 """Domain discovery and the annotation file (DeepSeekMath section 2.1), pure logic.
 
-After iteration k's collection, the paper counts per domain (pages sharing a base URL) how many
-of its pool pages were collected; a domain with more than 10% collected is math-related.
-Within those domains, URL path prefixes with math content (their example:
-mathoverflow.net/questions) were marked by people, and the uncollected pages under them joined
-the next seed.
-
-Here:
-- a domain is the pool's `domain` column (the host of the normalised URL);
-- the prefixes of a page are its first one and two *directory* segments: for
-  `https://talk.example/t/algebra/12/slug` they are `talk.example/t` and
-  `talk.example/t/algebra` (the last segment is the page itself, never a prefix);
-- a prefix is listed when its domain is math-related and it has at least `min_prefix_pages`
-  pool pages (a prefix that is one page, such as `/questions/17`, says nothing about a site);
-- the annotation file is a CSV with the columns `prefix,pages,collected,fraction,decision`,
-  `decision` being `accept`, `reject` or empty (undecided);
-- the auto-accept rule (`--auto-accept F`, default 0.5): accept a prefix when at least the
-  share F of its pages was collected. A person who pauses the run sees empty decisions and
-  fills them in.
+Per-domain collected fractions, the one- and two-directory URL prefixes of math-related domains,
+the annotation CSV (`prefix,pages,collected,fraction,decision`) and the auto-accept rule. Rules
+and defaults: docs/stages/mine.md.
 """
 
 from __future__ import annotations

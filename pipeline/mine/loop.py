@@ -1,42 +1,10 @@
 """`mathcorpus mine`: DeepSeekMath's iterative recall of math pages from a pool (section 2.1).
 
-Local:
-
-    mathcorpus mine --pool runs/pool --positives seed/positives.jsonl --workdir runs/mine \
+    mathcorpus mine --pool runs/pool --positives seed/positives.jsonl --workdir runs/mine \\
         --budget-tokens 2000000
 
-Two worker processes for the Beam steps:
-
-    mathcorpus mine --pool runs/pool --positives seed/positives.jsonl --workdir runs/mine \
-        --budget-tokens 2000000 --direct_running_mode=multi_processing --direct_num_workers=2
-
-For iteration k = 1..K (`--iterations`, default 4, the paper's count):
-
-1. model: train fastText on seed k (positives: `--positives` plus every earlier iteration's
-   expansion; negatives: `--negatives`, else a seeded random sample of pool pages, about as many
-   as the positives, positives excluded) -> `iter_k/model/`.
-2. recall (one Beam pipeline): score every pool page (the model loaded once per worker), merge a
-   token-weighted score histogram across workers, cut it at `--budget-tokens` (or keep every page
-   with probability >= `--min-score`), mark the collected pages, count pages and collected pages
-   per domain and, within math-related domains (collected share > `--domain-threshold`, 0.10 in
-   the paper), per one- and two-segment URL path prefix, and count how many collected pages were
-   already collected in iteration k-1 -> `iter_k/recall/`.
-3. stop when that overlap reaches `--converged` (0.98, the paper's stopping point) or k = K.
-4. annotation: `iter_k/annotations.csv` (prefix,pages,collected,fraction,decision). Unattended,
-   decisions follow the auto-accept rule (accept when the collected share is at least
-   `--auto-accept`, 0.5 by default); with `--pause-for-annotation` the decisions are left empty
-   and the run stops (exit status 3) until a person fills them in and reruns the command.
-5. expansion (Beam): uncollected pool pages under accepted prefixes -> `iter_k/expansion/`, which
-   joins the positives of seed k+1.
-
-After the loop, the last iteration's collected pages are written as a pool-format folder
-(`<workdir>/final/`). Every step records a fingerprint of its inputs and is skipped when it is
-finished with the same fingerprint, so a killed run is continued by rerunning the same command,
-with the same result (fastText with one thread is deterministic; training lines are ordered by a
-seeded hash, not by file order).
-
-The work folder must be a local path (the model is trained on the driver); the pool can be on any
-Beam file system.
+Each iteration trains, recalls (score, cut, count domains), stops or annotates and expands; every
+step is skipped when finished, so a killed run is rerun. The steps: docs/stages/mine.md.
 """
 
 from __future__ import annotations
@@ -69,7 +37,17 @@ from pipeline.mine.classifier import (
     read_seed,
     train_classifier,
 )
-from pipeline.mine.config import MiningConfig
+from pipeline.mine.config import (
+    ANNOTATIONS_FILE,
+    CUT_FILE,
+    DOMAINS_FILE,
+    HISTOGRAM_FILE,
+    RECALL_DIR,
+    STATE_FILE,
+    STATS_FILE,
+    SUMMARY_FILE,
+    MiningConfig,
+)
 from pipeline.mine.domain_discovery import (
     AnnotationError,
     DomainRow,
@@ -98,8 +76,6 @@ from pipeline.shards.text_sources import BadRecord, SourceFields
 
 LOG = logging.getLogger("mathcorpus.mine")
 
-STATE_FILE = "mining.json"
-SUMMARY_FILE = "summary.json"
 SUMMARY_TABLE = "summary.md"
 SCORES_PREFIX = "scores"
 PAUSED = "paused"
@@ -296,9 +272,9 @@ class MiningRun:
 
     def recall_step(self, k: int, model_meta: dict[str, Any]) -> tuple[dict[str, Any], str]:
         cfg = self.config
-        out_dir = os.path.join(iteration_dir(cfg, k), "recall")
+        out_dir = os.path.join(iteration_dir(cfg, k), RECALL_DIR)
         previous_ids = (
-            os.path.join(iteration_dir(cfg, k - 1), "recall", "collected", "ids-*.txt")
+            os.path.join(iteration_dir(cfg, k - 1), RECALL_DIR, "collected", "ids-*.txt")
             if k > 1
             else None
         )
@@ -320,13 +296,13 @@ class MiningRun:
                 "collected/*",
                 "counts/*",
                 DEAD_LETTER_GLOB,
-                "histogram.json",
-                "cut.json",
-                "domains.csv",
+                HISTOGRAM_FILE,
+                CUT_FILE,
+                DOMAINS_FILE,
             ),
         )
         if output.finished_with_same_config(overwrite=True):
-            return read_json(output.path("stats.json")), output.fingerprint
+            return read_json(output.path(STATS_FILE)), output.fingerprint
         LOG.info("iteration %d: scoring the pool", k)
         output.begin()
         started = time.monotonic()
@@ -381,13 +357,13 @@ class MiningRun:
             DomainRow(d, pages, coll)
             for d, pages, coll in _read_json_lines(os.path.join(staging, "counts", "domains-*"))
         ]
-        with open(os.path.join(staging, "domains.csv"), "w", encoding="utf-8") as fh:
+        with open(os.path.join(staging, DOMAINS_FILE), "w", encoding="utf-8") as fh:
             fh.write(domain_report_csv(domain_rows, cfg.domain_threshold))
-        with open(os.path.join(staging, "cut.json"), encoding="utf-8") as fh:
+        with open(os.path.join(staging, CUT_FILE), encoding="utf-8") as fh:
             cut_json = json.load(fh)
         overlap_in = counters.get("overlap.in", 0)
         select_kept = counters.get("select.kept", 0)
-        with open(os.path.join(staging, "histogram.json"), encoding="utf-8") as fh:
+        with open(os.path.join(staging, HISTOGRAM_FILE), encoding="utf-8") as fh:
             hist_total = ScoreHistogram.from_json(json.load(fh))
         collected_tokens = sum(
             int(t.column("n_tokens").to_numpy().sum())
@@ -419,11 +395,11 @@ class MiningRun:
 
     def _read_collected(self, p: beam.Pipeline, k: int) -> beam.PCollection:
         """The doc ids iteration k collected."""
-        pattern = os.path.join(iteration_dir(self.config, k), "recall", "collected", "ids-*.txt")
+        pattern = os.path.join(iteration_dir(self.config, k), RECALL_DIR, "collected", "ids-*.txt")
         return p | "ReadCollected" >> beam.io.ReadFromText(pattern)
 
     def _recall_fingerprint(self, k: int) -> str:
-        config_path = os.path.join(iteration_dir(self.config, k), "recall", "config.json")
+        config_path = os.path.join(iteration_dir(self.config, k), RECALL_DIR, "config.json")
         return read_json(config_path)["fingerprint"] if os.path.exists(config_path) else ""
 
     # 4. annotation
@@ -431,7 +407,7 @@ class MiningRun:
     def annotation_step(self, k: int, recall_fingerprint: str) -> list[PrefixRow] | None:
         """The iteration's annotations; None when the run must pause for a person."""
         cfg = self.config
-        path = os.path.join(iteration_dir(cfg, k), "annotations.csv")
+        path = os.path.join(iteration_dir(cfg, k), ANNOTATIONS_FILE)
         meta_path = path + ".meta.json"
         rows: list[PrefixRow] | None = None
         fresh = os.path.exists(path) and os.path.exists(meta_path)
@@ -440,7 +416,7 @@ class MiningRun:
                 rows = read_annotations(fh.read(), origin=path)
         if rows is None:
             counts = _read_json_lines(
-                os.path.join(iteration_dir(cfg, k), "recall", "counts", "prefixes-*")
+                os.path.join(iteration_dir(cfg, k), RECALL_DIR, "counts", "prefixes-*")
             )
             rows = [PrefixRow(prefix, pages, coll) for prefix, pages, coll in counts]
         if not cfg.pause_for_annotation:
@@ -469,7 +445,7 @@ class MiningRun:
         fields = {"recall": recall_fingerprint, "accepted": accepted}
         output = RunOutput(out_dir, fields, owned_globs=("expansion-*.jsonl",))
         if output.finished_with_same_config(overwrite=True):
-            return read_json(output.path("stats.json")), output.fingerprint
+            return read_json(output.path(STATS_FILE)), output.fingerprint
         LOG.info("iteration %d: expanding the seed under %d prefixes", k, len(accepted))
         output.begin()
         p = self._pipeline()
@@ -510,7 +486,7 @@ class MiningRun:
         fields = {"recall": recall_fingerprint, "iteration": k, "num_shards": cfg.num_shards}
         output = RunOutput(out_dir, fields, owned_globs=(f"{POOL_FILE_PREFIX}-*.parquet",))
         if output.finished_with_same_config(overwrite=True):
-            return read_json(output.path("stats.json"))
+            return read_json(output.path(STATS_FILE))
         output.begin()
         p = self._pipeline()
         pool = p | "ReadPool" >> beam.io.ReadFromParquet(self.pool_glob)
@@ -584,7 +560,7 @@ class MiningRun:
             if rows is None:
                 status = PAUSED
                 summary["paused_for_annotation"] = os.path.join(
-                    iteration_dir(cfg, k), "annotations.csv"
+                    iteration_dir(cfg, k), ANNOTATIONS_FILE
                 )
                 self._write_iteration(k, summary)
                 break
@@ -614,7 +590,7 @@ class MiningRun:
         return result
 
     def _write_iteration(self, k: int, summary: dict[str, Any]) -> None:
-        write_json_atomic(os.path.join(iteration_dir(self.config, k), "stats.json"), summary)
+        write_json_atomic(os.path.join(iteration_dir(self.config, k), STATS_FILE), summary)
 
 
 def iteration_summary(k: int, meta: dict[str, Any], recall: dict[str, Any]) -> dict[str, Any]:

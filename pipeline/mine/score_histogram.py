@@ -1,25 +1,8 @@
 """Where to cut the ranked pool: a token-weighted histogram of scores, merged across workers.
 
-DeepSeekMath section 2.1 ranks the pool by classifier score and keeps the top pages up to a
-token budget (40B tokens in iteration 1). Sorting hundreds of millions of scores on one worker
-is what we must not do; instead every worker adds its pages into a fixed histogram of the
-log-odds (pages and tokens per bin), the histograms are summed (a Beam CombineFn, so the sum is
-computed in a tree), and the cut is read off the merged histogram by walking down from the top
-bin until the budget would be exceeded.
-
-Bins: the log-odds scale depends on how much the model was trained (a model trained on a few
-hundred pages gives log-odds within +-0.05, one trained on a million pages gives +-20), so bins
-are equal in `t = asinh(logit / LOGIT_EPS)`: about 2e-7 log-odds wide near 0 and 0.2% of the
-value for |logit| > 0.01, from 1e-4 up to about 4e2 log-odds (beyond: the end bins). `BINS`
-bins of width `1 / BINS_PER_UNIT` in t over `[-T_LIMIT, T_LIMIT)`. The budget is met to within
-the tokens of one bin. A page is selected when its bin index is at least the cut bin, so the
-selection uses exactly the same arithmetic as the histogram.
-
-Two rules:
-- budget: the lowest bin `c` such that the tokens in bins `c..top` are at most the budget (the
-  collection never exceeds it; it falls short by less than bin `c - 1`'s tokens);
-- min score: every page whose probability is at least `min_score` (an exact comparison on the
-  log-odds; the histogram only reports the tokens).
+Workers add pages and tokens into fixed asinh-spaced bins of the log-odds, a CombineFn sums them,
+and the cut for a token budget (DeepSeekMath section 2.1) is read off the merged histogram, so no
+worker sorts the pool. Bins and the two rules: docs/stages/mine.md.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """Beam pieces of the mining loop: thin DoFns over the pure logic.
 
-- `ScorePages`: a pool row -> its score row (log-odds, probability, token count); the fastText
-  model (and the tokenizer, when one is given) is loaded once per worker in `setup`.
-- `count_domains` / `count_prefixes`: per-domain and per-prefix (pages, collected) sums.
-- `SampleNegatives`, `SeedExpansion`, `KeepCollected`: the row filters of the seed and final
-  steps, each counting what it keeps and drops.
-
-Counters follow pipeline/core/counters.py: every row that enters a stage is kept, dropped with a
-reason or dead-lettered.
+`ScorePages` (model loaded once per worker), `MarkCollected`, domain and prefix counts, `Recall`
+(one iteration's scoring graph), and the row filters `SampleNegatives`, `SeedExpansion`,
+`KeepCollected`; counters follow pipeline/core/counters.py (docs/stages/mine.md).
 """
 
 from __future__ import annotations

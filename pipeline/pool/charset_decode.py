@@ -1,31 +1,8 @@
 """Decode an HTML payload (bytes) into text, choosing the charset the way a careful crawler does.
 
-Order of the sources (`DecodedHtml.source` says which one won):
-
-1. `bom`: a UTF-8 / UTF-16 byte-order mark decides, as in browsers.
-2. `utf8_valid`: a payload that is valid UTF-8 and has non-ASCII bytes is UTF-8 whatever its
-   labels say. Text in a legacy charset almost never forms valid multi-byte UTF-8 sequences by
-   chance, while pages re-encoded to UTF-8 that kept their old `iso-8859-1` or `gb2312` label
-   are common; a browser would show those as mojibake, a corpus should not. (A pure-ASCII page
-   reports its declared charset: every ASCII-compatible charset reads it the same.)
-3. `http`: the `charset` of the HTTP Content-Type.
-4. `meta`: `<meta charset>`, `<meta http-equiv="Content-Type" content="...; charset=...">` or an
-   XML declaration's `encoding` in the first 4 KiB (a `<meta>` saying UTF-16 means UTF-8, as in
-   WHATWG: it could not have been read as ASCII otherwise).
-5. `detected`: uchardet via resiliparse (`detect_encoding`), mapped to WHATWG names; UTF-16
-   without BOM or label is recognised by its NUL bytes.
-6. `fallback`: UTF-8 with replacement characters.
-
-A declared charset (3, 4) is trusted unless decoding with it replaces more than 1% of the
-characters (and more than 16); then the next sources are tried and the decoding with the fewest
-replacements wins. Labels are mapped with the WHATWG table (`latin1` and `ascii` ->
-windows-1252, `gb2312` -> GBK, ...) plus Python's aliases and MySQL's `utf8mb4`; labels naming no
-usable text encoding (`none`, `x-user-defined`, `replacement`, typos) fall through to the next
-source. Undecodable bytes become U+FFFD and are counted in `replaced`. `decode_html` never
-raises.
-
-    >>> decode_html("café".encode("cp1252"), "text/html; charset=ISO-8859-1")
-    DecodedHtml(text='café', encoding='cp1252', source='http', replaced=0)
+Sources in order: BOM, valid UTF-8, HTTP charset, `<meta>`, detection, UTF-8 fallback
+(`DecodedHtml.source`); a declared charset that replaces too much is overruled. Undecodable bytes
+become U+FFFD and are counted; `decode_html` never raises. The rules: docs/stages/pool.md.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from typing import Any
 from pipeline.core.config_errors import raise_if_problems
 from pipeline.core.config_flags import flag
 from pipeline.dedup.config import DedupOptions
+from pipeline.extract.config import DEFAULT_EXTRACTOR, DEFAULT_MIN_TEXT_CHARS, ExtractSettings
 from pipeline.extract.extractors import EXTRACTOR_NAMES
 
 # Common Crawl's public HTTPS endpoint for paths in a warc.paths.gz listing.
@@ -40,10 +41,10 @@ class PoolConfig:
     """Seconds without progress before an HTTP attempt is abandoned."""
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     """Records whose HTTP body is larger than this (bytes) are dropped as `too_large`."""
-    extractor: str = field(default="resiliparse", metadata=flag(choices=EXTRACTOR_NAMES))
+    extractor: str = field(default=DEFAULT_EXTRACTOR, metadata=flag(choices=EXTRACTOR_NAMES))
     """Text extractor: `resiliparse` (default, faster and better on the real-page tests) or
     `trafilatura`. Both turn math into LaTeX the same way."""
-    min_text_chars: int = 100
+    min_text_chars: int = DEFAULT_MIN_TEXT_CHARS
     """Pages whose extracted text is shorter (characters) are dropped as `too_short`."""
     languages: tuple[str, ...] = field(default=(), metadata=flag(metavar="CODE", empty_list=True))
     """Languages to keep (fastText lid.176 codes, e.g. `en`, `zh`; the paper kept English and
@@ -53,9 +54,9 @@ class PoolConfig:
     url_dedup: bool = True
     """Keep only the newest capture of each normalised URL."""
     dedup: bool = True
-    """After language id, remove exact and MinHash near-duplicates (DESIGN.md: the paper
-    reduces the crawl by URL dedup and near-dedup before scoring). Off: `mathcorpus dedup`
-    can be run later on the pool."""
+    """After language id, remove exact and MinHash near-duplicates (DeepSeekMath
+    section 2.1 deduplicates the crawl by URL and near-duplicates before scoring).
+    Off: `mathcorpus dedup` can be run later on the pool."""
     dedup_options: DedupOptions = field(default_factory=DedupOptions)
     """How deduplication is done (exact, near, MinHash bands x rows, ...)."""
     num_shards: int = 0
@@ -79,20 +80,18 @@ class PoolConfig:
             problems.append(f"fetch_timeout_s: must be > 0, got {self.fetch_timeout_s}")
         if self.max_record_bytes < 1024:
             problems.append(f"max_record_bytes: must be >= 1024, got {self.max_record_bytes}")
-        if self.extractor not in EXTRACTOR_NAMES:
-            problems.append(f"extractor: must be one of {EXTRACTOR_NAMES}, got {self.extractor!r}")
-        if self.min_text_chars < 0:
-            problems.append(f"min_text_chars: must be >= 0, got {self.min_text_chars}")
-        if not 0.0 <= self.min_language_score <= 1.0:
-            problems.append(f"min_language_score: must be in [0, 1], got {self.min_language_score}")
-        bad_langs = [lang for lang in self.languages if not lang.isalpha() or not lang.islower()]
-        if bad_langs:
-            problems.append(f"languages: lower-case codes such as `en`, got {bad_langs}")
+        problems.extend(self.extract_settings().problems())
         if self.num_shards < 0:
             problems.append(f"num_shards: must be >= 0, got {self.num_shards}")
         if self.dedup and not (self.dedup_options.exact or self.dedup_options.near):
             problems.append("dedup: exact and near dedup are both off; use --no-dedup instead")
         raise_if_problems("pool config", problems)
+
+    def extract_settings(self) -> ExtractSettings:
+        """The extraction settings of this pool run (the extract stage's config)."""
+        return ExtractSettings(
+            self.extractor, self.min_text_chars, self.languages, self.min_language_score
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The resolved config as JSON-ready data (written next to the output)."""

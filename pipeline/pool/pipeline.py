@@ -1,26 +1,8 @@
 """`mathcorpus pool`: Common Crawl WARC files -> a URL-deduplicated, math-preserving text pool.
 
-Local (in-process runner):
+    mathcorpus pool --input 'crawl/*.warc.gz' --output runs/pool [--runner=DataflowRunner ...]
 
-    mathcorpus pool --input 'crawl/*.warc.gz' --output runs/pool
-
-Local, two worker processes:
-
-    mathcorpus pool --input 'crawl/*.warc.gz' --output runs/pool \
-        --direct_running_mode=multi_processing --direct_num_workers=2
-
-A Common Crawl listing, fetched over HTTPS (retries, resume, cached per file):
-
-    mathcorpus pool --paths-listing warc.paths.gz --max-files 10 --output runs/pool
-
-Dataflow (see deploy/):
-
-    mathcorpus pool --input 'gs://bucket/crawl/*.warc.gz' --output gs://bucket/pool \
-        --runner=DataflowRunner --project=PROJECT --region=REGION \
-        --temp_location=gs://bucket/tmp --requirements_file=deploy/dataflow/requirements.txt
-
-Everything after the app options is passed to Beam as PipelineOptions; with no --runner the
-in-process FnApiRunner is used (plain DirectRunner would try to download Prism).
+More examples (HTTPS listings, worker processes, Dataflow): docs/stages/pool.md.
 """
 
 from __future__ import annotations
@@ -35,10 +17,9 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.core.config_errors import ConfigError
 from pipeline.core.counters import stats_document
 from pipeline.core.dead_letters import DEAD_LETTER, DEAD_LETTER_GLOB, WriteDeadLetters
-from pipeline.core.files import match_files
+from pipeline.core.files import match_inputs
 from pipeline.core.run_output import RunOutput
 from pipeline.core.stage_cli import format_funnel, stage_main, stage_parser
 from pipeline.core.stage_run import pipeline_options, run_and_count
@@ -61,15 +42,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
 
 def resolve_input_files(config: PoolConfig) -> list[str]:
     """Expand globs (any Beam file system) and the listing into a sorted list of file specs."""
-    files: list[str] = []
-    unmatched: list[str] = []
-    for pattern in config.inputs:
-        matched = match_files(pattern)
-        if not matched:
-            unmatched.append(pattern)
-        files.extend(matched)
-    if unmatched:
-        raise ConfigError("pool inputs", [f"--input {p!r} matches no file" for p in unmatched])
+    files = match_inputs(config.inputs, "pool inputs")
     if config.paths_listing:
         from pipeline.pool.remote_fetch import read_paths_listing, resolve_listing
 

@@ -39,3 +39,13 @@ class Dropped:
     warc_file: str = ""
     warc_offset: int = -1
     url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedResponse:
+    """An HTML response with its normalised URL, id and domain."""
+
+    response: HtmlResponse
+    url: str
+    doc_id: str
+    domain: str

@@ -1,25 +1,9 @@
 """Common Crawl listings and resumable HTTP(S) downloads into a local cache (no Beam import,
 except lazily for listings on gs:// or s3://).
 
-A Common Crawl `warc.paths.gz` lists one relative path per line
-(`crawl-data/CC-MAIN-2024-10/segments/.../warc/CC-MAIN-...warc.gz`); `resolve_listing` turns the
-paths into URLs under `https://data.commoncrawl.org/`. `fetch_to_cache` downloads one file:
-
-- into `<cache>/<hash>-<basename>.part`, streamed (up to 1 MiB per read), then renamed atomically to
-  `<cache>/<hash>-<basename>`, where `<hash>` is 12 hex characters of blake2b of the URL (two
-  URLs with the same basename get two files); a file already in the cache is not fetched again;
-- an interrupted download resumes from the `.part` file with `Range: bytes=N-` when the server
-  answers 206, and starts again from zero when it answers 200 (no range support);
-- connection errors, timeouts, 5xx and 429 are retried with exponential backoff and jitter
-  (`Retry-After` is honoured up to the maximum delay); other 4xx answers fail at once;
-- the size is checked against Content-Length (or the total of Content-Range) when the server
-  gives one; `FetchError` is raised after the last attempt.
-
-Two workers fetching the same URL into the same cache at the same time are not coordinated (Beam
-reads each file once; a rerun after a crash resumes the `.part`).
-
-    policy = RetryPolicy(attempts=6, timeout_s=60)
-    path = fetch_to_cache("https://data.commoncrawl.org/crawl-data/...warc.gz", "cache", policy)
+`resolve_listing` turns `warc.paths.gz` paths into URLs; `fetch_to_cache` downloads one file with
+retries, backoff and Range resume, checks its size and renames it into place. Cache layout and
+retry rules: docs/stages/pool.md.
 """
 
 from __future__ import annotations
@@ -128,7 +112,7 @@ def cache_name(url: str) -> str:
 
 
 def fetch_to_cache(url: str, cache_dir: str, policy: RetryPolicy) -> str:
-    """Download `url` into `cache_dir` (see the module docstring) and return the local path."""
+    """Download `url` into `cache_dir` (docs/stages/pool.md) and return the local path."""
     if "://" in cache_dir:
         raise ValueError(f"the fetch cache must be a local folder, got {cache_dir!r}")
     final = os.path.join(cache_dir, cache_name(url))

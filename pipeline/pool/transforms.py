@@ -1,7 +1,7 @@
 """Beam transforms of the pool pipeline: thin DoFns over the pure modules.
 
-    file specs -> ReadWarcFiles -> NormalizeUrls -> KeepNewestCapture -> DecodeHtml
-               -> ExtractText -> IdentifyLanguage -> pool rows
+    file specs -> ReadWarcFiles -> NormalizeUrls -> KeepNewestCapture
+               -> ExtractPages (pipeline/extract/transforms.py) -> pool rows
 
 Each DoFn counts its stage's outcomes (pipeline/core/counters.py) and sends failures to the
 `dead_letter` tagged output as `DeadLetter` records.
@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import apache_beam as beam
@@ -22,33 +20,12 @@ from pipeline.core.counters import StageCounter
 from pipeline.core.dead_letters import DEAD_LETTER, DeadLetter
 from pipeline.core.dead_letters import dead_letter_output as _dead
 from pipeline.core.stage_run import CountPassThrough
+from pipeline.extract.transforms import ExtractPages
 from pipeline.pool.config import PoolConfig
-from pipeline.pool.records import Dropped, HtmlResponse
-from pipeline.pool.schema import pool_row
+from pipeline.pool.records import Dropped, HtmlResponse, NormalizedResponse
 
 # The stages in pipeline order (stats.json lists them in this order).
 POOL_STAGES = ("files", "read", "url", "url_dedup", "decode", "extract", "language")
-
-
-@dataclass(frozen=True, slots=True)
-class NormalizedResponse:
-    """An HTML response with its normalised URL, id and domain."""
-
-    response: HtmlResponse
-    url: str
-    doc_id: str
-    domain: str
-
-
-@dataclass(frozen=True, slots=True)
-class PageText:
-    """A page after extraction (before language id)."""
-
-    page: NormalizedResponse
-    text: str
-    encoding: str
-    math_formats: tuple[str, ...]
-    n_math: int
 
 
 def default_fetch_cache(config: PoolConfig) -> str:
@@ -183,124 +160,6 @@ class KeepNewestCapture(beam.DoFn):
         yield best
 
 
-class DecodeAndExtract(beam.DoFn):
-    """NormalizedResponse -> PageText: charset decoding, then math-preserving extraction.
-
-    Two stages counted separately (`decode`, `extract`) but run in one DoFn so the decoded HTML
-    string never has to be encoded between steps.
-    """
-
-    def __init__(self, extractor: str, min_text_chars: int) -> None:
-        self._extractor_name = extractor
-        self._min_text_chars = min_text_chars
-
-    def setup(self) -> None:
-        from pipeline.extract.extractors import get_extractor
-
-        self._decode = StageCounter("decode")
-        self._extract = StageCounter("extract")
-        self._extractor = get_extractor(self._extractor_name)
-
-    def _dead_letter(self, page: NormalizedResponse, stage: str, exc: Exception) -> DeadLetter:
-        r = page.response
-        return DeadLetter(
-            stage,
-            f"{stage}_error",
-            f"{type(exc).__name__}: {exc}",
-            source=r.warc_file,
-            offset=r.warc_offset,
-            url=page.url,
-            doc_id=page.doc_id,
-        )
-
-    def process(self, page: NormalizedResponse) -> Iterator[Any]:
-        from pipeline.extract.extractors import extract_page
-        from pipeline.pool.charset_decode import decode_html
-
-        self._decode.entered()
-        try:
-            decoded = decode_html(page.response.payload, page.response.content_type)
-        except Exception as exc:  # a record error dead-letters the record, never the run
-            self._decode.dead_lettered("decode_error")
-            yield _dead(self._dead_letter(page, "decode", exc))
-            return
-        self._decode.kept()
-        if decoded.replaced:
-            self._decode.note("pages_with_bad_bytes")
-            self._decode.note("bad_bytes_replaced", decoded.replaced)
-
-        self._extract.entered()
-        try:
-            extraction = extract_page(decoded.text, self._extractor, url=page.url)
-        except Exception as exc:  # a record error dead-letters the record, never the run
-            self._extract.dead_lettered("extract_error")
-            yield _dead(self._dead_letter(page, "extract", exc))
-            return
-        text = extraction.text.strip()
-        if not text:
-            self._extract.dropped("empty_text")
-            return
-        if len(text) < self._min_text_chars:
-            self._extract.dropped("too_short")
-            return
-        self._extract.kept()
-        if extraction.n_math or extraction.math_formats:
-            self._extract.note("pages_with_math")
-        yield PageText(page, text, decoded.encoding, extraction.math_formats, extraction.n_math)
-
-
-class IdentifyLanguage(beam.DoFn):
-    """PageText -> pool row dict, with language and score; optional allow-list filter."""
-
-    def __init__(self, languages: tuple[str, ...], min_score: float, extractor: str) -> None:
-        self._languages = frozenset(languages)
-        self._min_score = min_score
-        self._extractor_name = extractor
-
-    def setup(self) -> None:
-        from pipeline.extract.extractors import get_extractor
-        from pipeline.extract.language_id import shared_identifier
-
-        self._counts = StageCounter("language")
-        self._identifier = shared_identifier()
-        self._extractor_version = get_extractor(self._extractor_name).version
-
-    def process(self, page: PageText) -> Iterator[dict[str, Any]]:
-        self._counts.entered()
-        guess = self._identifier.identify(page.text)
-        if self._languages:
-            if guess.language not in self._languages:
-                self._counts.dropped("language_not_allowed")
-                return
-            if guess.score < self._min_score:
-                self._counts.dropped("language_score_low")
-                return
-        self._counts.kept()
-        r = page.page.response
-        yield pool_row(
-            doc_id=page.page.doc_id,
-            url=page.page.url,
-            domain=page.page.domain,
-            warc_file=r.warc_file,
-            warc_offset=r.warc_offset,
-            fetch_time=_utc(r.fetch_time),
-            language=guess.language,
-            language_score=guess.score,
-            text=page.text,
-            math_formats=page.math_formats,
-            n_math=page.n_math,
-            encoding=page.encoding,
-            extractor=self._extractor_name,
-            extractor_version=self._extractor_version,
-        )
-
-
-def _utc(moment: datetime) -> datetime:
-    from datetime import UTC
-
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 class BuildPool(beam.PTransform):
     """PCollection of file specs -> {'pages': pool row dicts, 'dead_letter': DeadLetter}."""
 
@@ -331,15 +190,10 @@ class BuildPool(beam.PTransform):
                 | "DropUrlKey" >> beam.Values()
                 | "UrlDedupOff" >> beam.ParDo(CountPassThrough("url_dedup"))
             )
-        extracted = unique | "DecodeAndExtract" >> beam.ParDo(
-            DecodeAndExtract(c.extractor, c.min_text_chars)
-        ).with_outputs(DEAD_LETTER, main="ok")
-        pages = extracted.ok | "IdentifyLanguage" >> beam.ParDo(
-            IdentifyLanguage(c.languages, c.min_language_score, c.extractor)
-        )
+        extracted = unique | "ExtractPages" >> ExtractPages(c.extract_settings())
         dead = (
             read[DEAD_LETTER],
             normalized[DEAD_LETTER],
             extracted[DEAD_LETTER],
         ) | "MergeDeadLetters" >> beam.Flatten()
-        return {"pages": pages, DEAD_LETTER: dead}
+        return {"pages": extracted["pages"], DEAD_LETTER: dead}

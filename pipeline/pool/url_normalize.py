@@ -1,26 +1,8 @@
 """URL normalisation for URL dedup, page ids and domains (pure logic, no Beam import).
 
-Two captures of the same page must normalise to the same string, so that URL dedup keeps one of
-them and the page keeps one `doc_id` across crawls. The rules are the safe, standard ones
-(RFC 3986 section 6.2.2 plus the usual crawler rules), nothing that could merge two pages whose
-content may differ:
-
-- scheme and host lower-case; non-ASCII hosts IDNA-encoded (`xn--...`); a trailing dot removed;
-- user name and password removed (never stored in the pool), default ports (80, 443) removed;
-- fragment removed (it never reaches the server);
-- percent-encoding normalised: escapes of unreserved characters decoded (`%7E` -> `~`), other
-  escapes upper-cased (`%2f` -> `%2F`), characters that cannot appear raw (spaces, non-ASCII,
-  `"<>\\^`{|}`) escaped as UTF-8, a `%` that starts no escape written `%25`;
-- `.` and `..` path segments resolved; an empty path becomes `/`;
-- tracking parameters (`utm_*`, `gclid`, `fbclid`, ...) removed from the query; the other
-  parameters are kept as they were, in their order (order can matter to a server); an empty
-  query is dropped.
-
-    >>> normalize_url("HTTP://WWW.Example.COM:80/a/./b/../%7Euser?utm_source=x&id=3#top")
-    'http://www.example.com/a/~user?id=3'
-
-`www.` is kept in the URL (a few sites serve other pages there) but `url_domain` drops it: see
-that function. `doc_id` is the 16-hex-character blake2b-64 hash of the normalised URL.
+Only safe rules (RFC 3986 section 6.2.2 plus the usual crawler ones), so two captures of a page
+normalise alike and no two pages merge. `doc_id` is blake2b-64 of the normalised URL; `url_domain`
+drops one leading `www.`. The rules: docs/stages/pool.md.
 """
 
 from __future__ import annotations
@@ -84,7 +66,7 @@ _STRIP_CHARS = "".join(chr(c) for c in range(0x21))
 
 
 def normalize_url(url: str) -> str:
-    """The normalised form of an absolute http(s) URL (rules in the module docstring).
+    """The normalised form of an absolute http(s) URL (rules in docs/stages/pool.md).
 
     Raises InvalidUrl for a URL with no scheme or host, a non-http(s) scheme, a bad port or a
     host that is not a valid (internationalised) host name or IP literal.

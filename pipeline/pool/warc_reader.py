@@ -1,42 +1,8 @@
 """Read WARC/ARC files into HTML responses, with one outcome per record (pure logic, no Beam).
 
-`iter_warc_records` reads a file with warcio (gzip per record or uncompressed; ARC files are
-converted on the fly) and yields exactly one event per record:
-
-- `HtmlResponse`: an HTTP 2xx response whose Content-Type is `text/html` or
-  `application/xhtml+xml`, or is missing or generic (`application/octet-stream`, ...) and whose
-  first KiB sniffs as HTML (`<!doctype html`, `<html`, `<head`, `<body`).
-- `Dropped(stage="read", reason=...)`: `not_response` (warcinfo, request, metadata, revisit,
-  resource, ...), `not_http` (a response without HTTP headers, e.g. `dns:`), `http_status`
-  (not 2xx, e.g. redirects), `not_html`, `content_encoding` (a Content-Encoding warcio cannot
-  undo, or a body still gzip-compressed), `too_large` (HTTP body over `max_record_bytes`),
-  `empty_payload`.
-- `DeadLetter(stage="read", ...)` with `extra["scope"] == "record"`: a record that could not be
-  turned into a page while the file goes on (`bad_date`: an unparseable WARC-Date; a made-up
-  date would decide which capture URL dedup keeps).
-- `DeadLetter(stage="read", ...)` with `extra["scope"] == "file"`: a fault in the file. The
-  records before it have been yielded; this is the last event of the file. Reasons:
-  `truncated_gzip` (the file ends inside a gzip member), `bad_gzip_chunking` (a gzip member
-  that holds several records, or ends inside one: warcio cannot find record boundaries),
-  `truncated_record` (an uncompressed file ends inside a record), `bad_headers` (unparseable WARC,
-  ARC or HTTP headers, or a record length that is missing or not a number), `not_warc`,
-  `bad_gzip`, `decode_error`, `io_error`, `read_error` (anything else warcio raised).
-  `warc_offset` is where the fault was found: the start of the record being read (for
-  `bad_gzip_chunking` in a single-member file, the start of that member).
-
-Offsets are those of `ArchiveIterator.get_record_offset()`: the byte offset of the record (of its
-gzip member for .gz files), counted from where the stream started. Bodies are de-chunked and
-their Content-Encoding removed by warcio, which falls back sensibly on broken bodies: a body whose
-chunked encoding breaks is read as unchunked from there on, and a body that is not really
-compressed is read as it is. A response whose block is `application/http` is read as HTTP even
-when its target URI is broken (warcio only parses http(s) ones): the URL stage judges URIs.
-Records Common Crawl cut at its own size limit (`WARC-Truncated`) are complete records: kept.
-
-Memory per record is bounded: at most `max_record_bytes + 1` bytes of a body are read; the rest
-of the record is skipped in warcio's 16 KiB blocks. warcio inflates the file's gzip and a body's
-Content-Encoding one 16 KiB block at a time, and one block can grow by zlib's maximum ratio
-(about 1032:1, so about 16 MiB): a record costs at most `max_record_bytes` plus a few such
-blocks (45 MiB peak measured for a 256 MiB gzip bomb with a 1 MiB cap).
+`iter_warc_records` (warcio) yields one event per record: an `HtmlResponse`, a `Dropped` with its
+reason, or a `DeadLetter` (scope `record`, or `file` for a fault that ends the file). Memory per
+record is bounded by `max_record_bytes`. Reasons, offsets, memory: docs/stages/pool.md.
 """
 
 from __future__ import annotations
@@ -118,8 +84,8 @@ def open_warc(path_or_url: str) -> BinaryIO:
 def iter_warc_records(
     stream: BinaryIO, warc_file: str, max_record_bytes: int
 ) -> Iterator[HtmlResponse | Dropped | DeadLetter]:
-    """One event per record of a WARC/ARC stream positioned at the start of the file (see the
-    module docstring). A bad file never raises: its fault is its last event."""
+    """One event per record of a WARC/ARC stream positioned at the start of the file
+    (docs/stages/pool.md). A bad file never raises: its fault is its last event."""
     if max_record_bytes < 1:
         raise ValueError(f"max_record_bytes must be >= 1, got {max_record_bytes}")
     source = _Source(stream)

@@ -1,21 +1,8 @@
 """Filters for source code: which files are code worth training on (pure functions, no Beam).
 
-A file is kept when its language is allowed (by extension, or the dataset's language field) and
-none of these drop reasons applies, checked in this order:
-
-- `empty`: no non-whitespace character;
-- `too_large`: more than `max_bytes` of UTF-8;
-- `minified`: a `.min.js`-style name;
-- `generated`: an "auto-generated" / "do not edit" / "@generated" marker in the first lines
-  (generated parsers, tables, protobuf code: long, repetitive, not written by anyone);
-- `line_too_long`: a line longer than `max_line_length` characters (minified or data blobs);
-- `mean_line_too_long`: mean line length above `max_mean_line_length`;
-- `low_alnum_fraction`: less than `min_alnum_fraction` of the characters are letters or digits
-  (encoded data, ASCII art, hex dumps).
-
-The thresholds follow the usual code-corpus filters (The Stack, StarCoder, AlgebraicStack: lines
-up to 1,000 characters, mean up to 100, at least 25% alphanumeric). Exact duplicates are found by
-`content_hash` (the pipeline keeps one file per hash).
+A file is kept when its language is allowed and no drop reason applies (`empty`, `too_large`,
+`minified`, `generated`, `line_too_long`, `mean_line_too_long`, `low_alnum_fraction`, in that
+order); exact duplicates share a `content_hash`. Thresholds: docs/stages/shards.md.
 """
 
 from __future__ import annotations
@@ -154,7 +141,7 @@ def is_generated(text: str, header_lines: int) -> bool:
 
 
 def code_drop_reason(text: str, path: str | None, config: CodeFilterConfig) -> str | None:
-    """The reason to drop a code file (see the module docstring), or None to keep it. The
+    """The reason to drop a code file (docs/stages/shards.md), or None to keep it. The
     language check is separate (`language_for`), as it can run before the file is read."""
     if not text.strip():
         return "empty"

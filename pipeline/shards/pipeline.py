@@ -1,28 +1,10 @@
 """`mathcorpus shards`: documents -> tokenized Parquet shards + manifest.json.
 
-The mined corpus (a pool-format folder):
-
-    mathcorpus shards --input runs/corpus --source openwebmath --domain math \
+    mathcorpus shards --input runs/corpus --source openwebmath --domain math \\
         --tokenizer runs/tokenizer --output runs/shards/math
 
-A JSONL or Parquet dataset with another text field (arXiv, AlgebraicStack, general web):
-
-    mathcorpus shards --input 'arxiv/*.jsonl.gz' --text-field text --id-field id \
-        --source arxiv --domain math --tokenizer runs/tokenizer --output runs/shards/arxiv
-
-Code: a folder of source files, or a code dataset with content/path/language fields:
-
-    mathcorpus shards --input /usr/lib/python3.11 --exclude '*__pycache__*' 'site-packages/*' \
-        --source stdlib --domain code --tokenizer runs/tokenizer --output runs/shards/code
-
-Dataflow (see deploy/):
-
-    mathcorpus shards --input gs://bucket/corpus --source openwebmath --domain math \
-        --tokenizer gs://bucket/tokenizer.json --output gs://bucket/shards/math \
-        --runner=DataflowRunner --project=PROJECT --region=REGION \
-        --temp_location=gs://bucket/tmp --requirements_file=deploy/dataflow/requirements.txt
-
-The manifest is written after stats.json: the run's last file.
+Other inputs (JSONL/Parquet datasets, code trees) and Dataflow: docs/stages/shards.md. The
+manifest is written after stats.json: the run's last file.
 """
 
 from __future__ import annotations

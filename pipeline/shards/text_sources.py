@@ -1,22 +1,8 @@
 """Readers that turn input files into documents to tokenize (pure Python: no Beam).
 
-Four input formats:
-
-- `pool`: a pool-format folder (`pool-*.parquet`, FORMAT.md "Pool"): the mined, decontaminated
-  corpus. Lineage: `doc_id`, `url`, `domain` (as `host`), `language`.
-- `jsonl`: JSON Lines (optionally `.gz`), one object per line, text in a configurable field
-  (arXiv, AlgebraicStack, general web dumps; code datasets with `content`/`path`/`language`).
-- `parquet`: the same, as Parquet files.
-- `tree`: a folder of source files (code): one document per file; its path is the path below
-  the root, prefixed with the root folder's name (`json/decoder.py`).
-
-Each reader yields `SourceDocument`s and, for input it cannot use, `BadRecord`s (undecodable
-bytes, a line that is not JSON, a missing text field) with a reason: the caller dead-letters
-them and goes on. A file-level problem (a Parquet file without the text column) is one
-BadRecord with row -1.
-
-Document ids: the id field when one is configured, the pool's `doc_id`, else a content id
-(blake2b-64 of the text, 16 hex chars): stable across runs, so shard assignment is too.
+Formats `pool`, `jsonl`, `parquet` and `tree` (a folder of source files); input a reader cannot
+use becomes a `BadRecord` with a reason, which the caller dead-letters. Document ids: the id
+field, the pool's `doc_id`, else blake2b-64 of the text (docs/stages/shards.md).
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import random
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 
 import apache_beam as beam
@@ -30,8 +29,8 @@ from pipeline.decontaminate.ngram_index import BenchmarkIndex
 from pipeline.decontaminate.pipeline import main, read_report, run_decontaminate
 from pipeline.decontaminate.transforms import Decontaminate
 from pipeline.extract.extractors import extract_page, get_extractor
-from pipeline.pool.schema import POOL_SCHEMA, pool_row
-from tests.helpers import require_shared
+from pipeline.pool.schema import POOL_SCHEMA
+from tests.helpers import make_pool_row, require_shared
 
 # Math pages of ../shared/data/html that the paper's rule removes with no planting: each really
 # contains a 10-gram of a MATH solution (our grams split LaTeX into letters and numbers, so a
@@ -116,22 +115,8 @@ def _plant(text: str, insert: str) -> str:
 
 
 def _row(i: int, filename: str, text: str) -> dict:
-    return pool_row(
-        doc_id=f"{i:016x}",
-        url=f"https://real-pages.example/{filename}",
-        domain="real-pages.example",
-        warc_file="real-pages",
-        warc_offset=i,
-        fetch_time=datetime(2024, 3, 1, tzinfo=UTC),
-        language="en",
-        language_score=0.9,
-        text=text,
-        math_formats=(),
-        n_math=0,
-        encoding="utf-8",
-        extractor="resiliparse",
-        extractor_version="test",
-    )
+    url = f"https://real-pages.example/{filename}"
+    return make_pool_row(f"{i:016x}", text, url, "real-pages.example", i, "real-pages")
 
 
 def write_pool(folder: Path, rows: list[dict], files: int = 2) -> None:

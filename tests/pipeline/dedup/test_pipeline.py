@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import random
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,9 +20,9 @@ from pipeline.dedup.pipeline import run_dedup
 from pipeline.dedup.report import shingle_jaccard
 from pipeline.extract.extractors import extract_page, get_extractor
 from pipeline.pool.config import PoolConfig
-from pipeline.pool.schema import POOL_SCHEMA, pool_row
+from pipeline.pool.schema import POOL_SCHEMA
 from pipeline.pool.url_normalize import doc_id as url_doc_id
-from tests.helpers import require_shared
+from tests.helpers import make_pool_row, require_shared
 
 MINHASH = MinHashConfig()
 # Fractions of words replaced. Each replaced word breaks up to 5 word 5-gram shingles, so the
@@ -35,22 +34,7 @@ def write_pool(folder: Path, docs: list[tuple[str, str]], files: int = 2) -> Pat
     """A pool folder from (url, text) pairs, split over `files` Parquet files."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = [
-        pool_row(
-            doc_id=url_doc_id(url),
-            url=url,
-            domain=url.split("/")[2],
-            warc_file="test.warc.gz",
-            warc_offset=i,
-            fetch_time=datetime(2024, 3, 1, tzinfo=UTC),
-            language="en",
-            language_score=0.9,
-            text=text,
-            math_formats=(),
-            n_math=0,
-            encoding="utf-8",
-            extractor="resiliparse",
-            extractor_version="test",
-        )
+        make_pool_row(url_doc_id(url), text, url, url.split("/")[2], i)
         for i, (url, text) in enumerate(docs)
     ]
     for k in range(files):
