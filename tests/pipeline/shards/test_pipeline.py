@@ -8,7 +8,6 @@ import gzip
 import itertools
 import json
 import shutil
-import sysconfig
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,27 +24,16 @@ from pipeline.shards.pipeline import main as shards_main
 from pipeline.shards.pipeline import run_shards
 from pipeline.shards.text_sources import SourceFields, local_inputs, sample_local_documents
 from pipeline.shards.transforms import shard_index
-from tests.helpers import real_pages, write_tiny_tokenizer
+from tests.helpers import STDLIB, real_pages
 from tokenizer.cli import main as manifest_main
 from tokenizer.manifest import load_manifest, verify_manifest
 from tokenizer.shard_format import read_rows
 
-STDLIB = Path(sysconfig.get_paths()["stdlib"])
 LATEX_DOCS = [
     r"Solve $x^2 - 3x + 2 = 0$: the roots are $x = 1$ and $x = 2$.",
     "Théorème 1. Pour tout $n \\geq 1$, $$\\sum_{k=1}^{n} k = \\frac{n(n+1)}{2}.$$\n\tFin.  ",
     "设 $a_n = 2^n$，则 $\\sum_{i=0}^{n-1} a_i = 2^n - 1$。",
 ]
-
-
-@pytest.fixture(scope="module")
-def tokenizer_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_tokenizer(tmp_path_factory.mktemp("tok"))
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tokenizer_path: Path) -> Tokenizer:
-    return Tokenizer.from_file(str(tokenizer_path))
 
 
 def pool_texts() -> dict[str, str]:

@@ -6,7 +6,6 @@ import hashlib
 import json
 import math
 import shutil
-import sysconfig
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,21 +22,9 @@ from pipeline.core.dead_letters import DEAD_LETTER, DeadLetter
 from pipeline.shards.config import ShardsConfig
 from pipeline.shards.inputs import InputFile, list_inputs
 from pipeline.shards.transforms import BuildShards
-from tests.helpers import BEAM_TEST_ARGS, math_texts, write_tiny_tokenizer
+from tests.helpers import BEAM_TEST_ARGS, STDLIB, math_texts
 from tokenizer.loading import TokenizerInfo, tokenizer_info
 from tokenizer.shard_format import ShardReader, read_rows, shard_file_name
-
-STDLIB = Path(sysconfig.get_paths()["stdlib"])
-
-
-@pytest.fixture(scope="module")
-def tokenizer_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_tokenizer(tmp_path_factory.mktemp("tok"))
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tokenizer_path: Path) -> Tokenizer:
-    return Tokenizer.from_file(str(tokenizer_path))
 
 
 @pytest.fixture(scope="module")
