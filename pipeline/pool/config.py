@@ -33,8 +33,12 @@ class PoolConfig:
     max_files: int | None = None
     """Use only the first N files of the inputs (after sorting); None: all."""
     fetch_cache: str | None = None
-    """Folder where fetched remote WARC files are kept (a finished file is not fetched again).
-    None: `<output>/_fetch_cache` for a local output, else the system temp folder."""
+    """Folder where remote WARC files are downloaded (a download is resumed, and a file still
+    there is not fetched again). None: `<output>/_fetch_cache` for a local output, else the
+    system temp folder."""
+    keep_fetched: bool = False
+    """Keep each downloaded WARC file after its file is processed; default: delete it (a Common
+    Crawl file is ~1 GB)."""
     fetch_attempts: int = 6
     """HTTP attempts per file before it is dead-lettered."""
     fetch_timeout_s: float = field(default=60.0, metadata=flag("--fetch-timeout"))
@@ -103,6 +107,13 @@ class PoolConfig:
     def output_fingerprint_fields(self) -> dict[str, Any]:
         """The fields that change the rows written (not where they go or how to overwrite)."""
         data = self.to_json()
-        for key in ("output", "overwrite", "fetch_cache", "fetch_attempts", "fetch_timeout_s"):
+        for key in (
+            "output",
+            "overwrite",
+            "fetch_cache",
+            "keep_fetched",
+            "fetch_attempts",
+            "fetch_timeout_s",
+        ):
             data.pop(key)
         return data

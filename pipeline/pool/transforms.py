@@ -9,6 +9,7 @@ Each DoFn counts its stage's outcomes (pipeline/core/counters.py) and sends fail
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -39,8 +40,9 @@ def default_fetch_cache(config: PoolConfig) -> str:
 class ReadWarcFiles(beam.DoFn):
     """File spec (path, gs://, s3:// or http(s) URL) -> HtmlResponse records.
 
-    Remote http(s) files are fetched into a local cache first (retries, resume); a file that
-    cannot be fetched or opened is dead-lettered and the next file goes on. Faults inside a file
+    Remote http(s) files are fetched into a local cache first (retries, resume) and deleted
+    from it once read, unless `keep_fetched`; a file that cannot be fetched or opened is
+    dead-lettered and the next file goes on. Faults inside a file
     end that file only: the records before the fault are kept.
     """
 
@@ -59,17 +61,27 @@ class ReadWarcFiles(beam.DoFn):
 
     def process(self, spec: str) -> Iterator[Any]:
         from pipeline.pool.remote_fetch import fetch_to_cache
-        from pipeline.pool.warc_reader import iter_warc_records, open_warc
 
         self._files.entered()
-        path = spec
-        if spec.startswith(("http://", "https://")):
-            try:
-                path = fetch_to_cache(spec, self._cache, self._policy)
-            except Exception as exc:  # any fetch failure: this file is dead-lettered, run goes on
-                self._files.dead_lettered("fetch_failed")
-                yield _dead(DeadLetter("files", "fetch_failed", repr(exc), source=spec))
-                return
+        if not spec.startswith(("http://", "https://")):
+            yield from self._read_file(spec, spec)
+            return
+        try:
+            path = fetch_to_cache(spec, self._cache, self._policy)
+        except Exception as exc:  # any fetch failure: this file is dead-lettered, run goes on
+            self._files.dead_lettered("fetch_failed")
+            yield _dead(DeadLetter("files", "fetch_failed", repr(exc), source=spec))
+            return
+        try:
+            yield from self._read_file(spec, path)
+        finally:
+            # Once the file is read, or its bundle failed: a retried bundle fetches it again.
+            if not self._config.keep_fetched:
+                _remove_quietly(path)
+
+    def _read_file(self, spec: str, path: str) -> Iterator[Any]:
+        from pipeline.pool.warc_reader import iter_warc_records, open_warc
+
         try:
             stream = open_warc(path)
         except Exception as exc:  # unreadable file: dead-letter it, go on with the next
@@ -94,6 +106,12 @@ class ReadWarcFiles(beam.DoFn):
         self._files.kept()
         if faulted:
             self._files.note("ended_by_fault")
+
+
+def _remove_quietly(path: str) -> None:
+    # Another attempt at the same bundle may have removed it already.
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
 
 
 class NormalizeUrls(beam.DoFn):

@@ -244,7 +244,8 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
-def test_common_crawl_listing_over_http(tmp_path: Path) -> None:
+@pytest.mark.parametrize("keep_fetched", [False, True])
+def test_common_crawl_listing_over_http(tmp_path: Path, keep_fetched: bool) -> None:
     warc_dir = require_shared("warc")
     names = ["dolma/sample-0000.warc.gz", "warcio/example.warc.gz", "resiliparse/clipped.warc.gz"]
     listing = tmp_path / "warc.paths.gz"
@@ -262,6 +263,7 @@ def test_common_crawl_listing_over_http(tmp_path: Path) -> None:
                 base_url=base,
                 fetch_attempts=2,
                 min_text_chars=1,
+                keep_fetched=keep_fetched,
             )
         )
     finally:
@@ -271,5 +273,6 @@ def test_common_crawl_listing_over_http(tmp_path: Path) -> None:
     assert files["kept"] == 3
     assert files["dead_lettered"] == {"fetch_failed": 1}
     assert stats["pages_written"] > 0
+    # A downloaded file is deleted once read (a Common Crawl file is ~1 GB), unless kept.
     cached = sorted(p.name for p in (tmp_path / "out" / "_fetch_cache").iterdir())
-    assert len([n for n in cached if not n.endswith(".part")]) == 3
+    assert len([n for n in cached if not n.endswith(".part")]) == (3 if keep_fetched else 0)
