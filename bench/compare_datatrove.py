@@ -11,8 +11,14 @@ then left out of the input of BOTH tools; they are listed in the output.
 
 What runs, each as one subprocess measured from launch to exit:
 
-- DataTrove, in its own virtual environment (.bench-venvs/datatrove, created with
-  `pip install datatrove[io,processing] spacy` on first use, versions pinned and printed). Five
+- DataTrove, in its own virtual environment (.bench-venvs/datatrove, created on first use with
+  `pip install -r bench/datatrove-requirements.txt`: datatrove 0.10.1, trafilatura 1.11, lxml,
+  lxml_html_clean, spaCy and every dependency pinned exactly, so a fresh machine gets the
+  environment these figures came from; an existing environment that differs from the pins is
+  brought back to them). Before anything runs, DataTrove's own Trafilatura step extracts one
+  small page in that environment; if it cannot (trafilatura not importable, e.g. lxml without
+  lxml.html.clean, which DataTrove's sandbox would count as a timeout on every page), the bench
+  stops at once with the error. Five
   LocalPipelineExecutor runs in one Python process, 1 task and 1 worker each, as in DataTrove's
   MinHash example: (1) WarcReader -> Trafilatura() -> JsonlWriter, (2) JsonlReader ->
   MinhashDedupSignature, (3) MinhashDedupBuckets (DataTrove requires tasks to be a multiple of
@@ -66,9 +72,11 @@ Caveats:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -81,11 +89,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MATHCORPUS_SHARED_DATA", REPO.parent / "shared" / "data"))
 DATATROVE_VENV = REPO / ".bench-venvs" / "datatrove"
 DATATROVE_PYTHON = DATATROVE_VENV / "bin" / "python"
-# Pinned to the versions this benchmark was written and run against (its MinHash defaults and
-# Trafilatura wrapper are described in the docstring). spaCy: MinhashDedupSignature's English
-# word tokenizer is spacy.blank("en"), which no datatrove extra short of "multilingual" (with
-# TensorFlow) installs.
-DATATROVE_REQUIREMENTS = ("datatrove[io,processing]==0.10.1", "spacy==3.8.18")
+# Every package of DataTrove's environment, pinned exactly (why each matters: the file's header).
+DATATROVE_REQUIREMENTS_FILE = Path(__file__).resolve().parent / "datatrove-requirements.txt"
 OURS_CLI = REPO / ".venv" / "bin" / "mathcorpus"
 SAMPLE_INTERVAL_S = 0.1  # memory sampling period; a /proc scan costs ~2.5 ms
 MIB = 1024 * 1024
@@ -108,6 +113,7 @@ class Measurement:
     peak_rss_mib: float  # the headline: max(peak_tree_rss_mib, max_rss_largest_mib)
     peak_processes: int  # most processes alive in the tree at one sample
     log: str  # stdout + stderr of the run
+    killed_over_limit: bool = False  # the tree passed rss_limit_mib and was killed
 
 
 def _ppid_map() -> dict[int, list[int]]:
@@ -150,24 +156,53 @@ def _rss_pss_kib(pid: int) -> tuple[int, int]:
 
 
 def run_measured(
-    command: list[str], log_path: Path, env: dict[str, str] | None = None
+    command: list[str],
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    interval_s: float = SAMPLE_INTERVAL_S,
+    rss_limit_mib: float | None = None,
 ) -> Measurement:
-    """Run `command` (cwd = the repository), sampling its process tree until it exits."""
+    """Run `command` (cwd = the repository), sampling its process tree until it exits.
+
+    The command runs in a session of its own so that, if its tree's summed RSS passes
+    `rss_limit_mib` (a guard for shared machines) or this process is interrupted, the whole
+    tree is killed, not only its first process.
+    """
     peak_rss = peak_pss = peak_procs = 0
+    killed = False
     with log_path.open("wb") as log:
         start = time.perf_counter()
-        proc = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                wall = time.perf_counter() - start
-                break
-            pids = _tree(proc.pid)
-            totals = [_rss_pss_kib(p) for p in pids]
-            peak_rss = max(peak_rss, sum(t[0] for t in totals))
-            peak_pss = max(peak_pss, sum(t[1] for t in totals))
-            peak_procs = max(peak_procs, len(pids))
-            time.sleep(SAMPLE_INTERVAL_S)
+        proc = subprocess.Popen(
+            command,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        try:
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    wall = time.perf_counter() - start
+                    break
+                pids = _tree(proc.pid)
+                totals = [_rss_pss_kib(p) for p in pids]
+                peak_rss = max(peak_rss, sum(t[0] for t in totals))
+                peak_pss = max(peak_pss, sum(t[1] for t in totals))
+                peak_procs = max(peak_procs, len(pids))
+                if rss_limit_mib is not None and peak_rss / 1024 > rss_limit_mib and not killed:
+                    killed = True
+                    os.killpg(proc.pid, signal.SIGKILL)
+                time.sleep(interval_s)
+        except BaseException:  # interrupted: leave no orphaned pipeline behind
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+    if killed:  # the first process is gone; its orphans may not be yet
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return Measurement(
         command=command,
@@ -181,6 +216,7 @@ def run_measured(
         peak_rss_mib=max(peak_rss, usage.ru_maxrss) / 1024,
         peak_processes=peak_procs,
         log=str(log_path),
+        killed_over_limit=killed,
     )
 
 
@@ -280,23 +316,98 @@ def datatrove_run(input_folder: str, work: str) -> int:
 # --- orchestration (runs in the project's .venv) ---------------------------------------------
 
 
-def ensure_datatrove_venv() -> dict[str, str]:
-    """Create the DataTrove venv if absent; return the versions that matter here."""
-    if not DATATROVE_PYTHON.exists():
-        print(f"creating {DATATROVE_VENV} ({', '.join(DATATROVE_REQUIREMENTS)}) ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(DATATROVE_VENV)], check=True)
-        pip = [str(DATATROVE_PYTHON), "-m", "pip", "install", "-q"]
-        subprocess.run([*pip, *DATATROVE_REQUIREMENTS], check=True)
+def datatrove_check() -> int:
+    """Run DataTrove's Trafilatura step on one small page; exit 1 with the reason if it fails.
+
+    DataTrove extracts in a sandbox subprocess and counts any failure there, an ImportError
+    included, as a per-page `timeout`; importing and extracting here first turns a broken
+    environment into one clear message instead of a long run of timeouts.
+    """
+    try:
+        import lxml.html.clean  # noqa: F401  (trafilatura needs it; lxml >= 5.2 lacks it)
+        import trafilatura  # noqa: F401
+        from datatrove.data import Document
+        from datatrove.pipeline.extractors import Trafilatura
+    except ImportError as exc:
+        print(f"DATATROVE_CHECK import failed: {type(exc).__name__}: {exc}", flush=True)
+        return 1
+    words = " ".join(f"word{i}" for i in range(200))
+    html = f"<html><body><article><h1>Check</h1><p>{words}</p></article></body></html>"
+    step = Trafilatura(timeout=30)  # generous: the sandbox's first call imports trafilatura
+    docs = list(step.run(iter([Document(text=html, id="check")])))
+    stats = step.stats.to_dict() if hasattr(step.stats, "to_dict") else str(step.stats)
+    if len(docs) != 1 or "word199" not in docs[0].text:
+        print(f"DATATROVE_CHECK extraction failed: {docs!r}; step stats {stats}", flush=True)
+        return 1
+    print("DATATROVE_CHECK ok", flush=True)
+    return 0
+
+
+def _pinned_requirements() -> dict[str, str]:
+    """name (lower case, - for _) -> version, from bench/datatrove-requirements.txt."""
+    pins = {}
+    for line in DATATROVE_REQUIREMENTS_FILE.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            pins[name.strip().lower().replace("_", "-")] = version.strip()
+    return pins
+
+
+def _installed(python: Path) -> dict[str, str]:
     code = (
-        "import importlib.metadata as m, json, sys;"
-        "print(json.dumps({p: m.version(p) for p in "
-        "('datatrove', 'trafilatura', 'spacy', 'warcio', 'numpy')}"
-        " | {'python': sys.version.split()[0]}))"
+        "import importlib.metadata as m, json;"
+        "print(json.dumps({d.metadata['Name'].lower().replace('_', '-'): d.version"
+        " for d in m.distributions()}))"
     )
-    out = subprocess.run(
-        [str(DATATROVE_PYTHON), "-c", code], check=True, capture_output=True, text=True, cwd=REPO
-    )
+    out = subprocess.run([str(python), "-c", code], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def ensure_datatrove_venv() -> dict[str, str]:
+    """Create or repair the pinned DataTrove venv, check it works; return the versions that matter.
+
+    Exits (SystemExit with the reason) when the environment cannot extract a page.
+    """
+    pins = _pinned_requirements()
+    if not DATATROVE_PYTHON.exists():
+        print(f"creating {DATATROVE_VENV} from {DATATROVE_REQUIREMENTS_FILE.name} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(DATATROVE_VENV)], check=True)
+    installed = _installed(DATATROVE_PYTHON)
+    wrong = {name: installed.get(name) for name, v in pins.items() if installed.get(name) != v}
+    if wrong:
+        print(
+            f"installing the pinned DataTrove environment ({len(wrong)} to change) ...", flush=True
+        )
+        pip = [str(DATATROVE_PYTHON), "-m", "pip", "install", "-q"]
+        subprocess.run([*pip, "-r", str(DATATROVE_REQUIREMENTS_FILE)], check=True)
+        installed = _installed(DATATROVE_PYTHON)
+        still = {n: installed.get(n) for n, v in pins.items() if installed.get(n) != v}
+        if still:
+            raise SystemExit(f"DataTrove venv does not match the pins after pip install: {still}")
+    check = subprocess.run(
+        [str(DATATROVE_PYTHON), str(Path(__file__).resolve()), "_datatrove_check"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        check=False,
+    )
+    if check.returncode or "DATATROVE_CHECK ok" not in check.stdout:
+        raise SystemExit(
+            f"DataTrove's environment {DATATROVE_VENV} cannot extract a page, so every record "
+            "would time out. Delete the folder to rebuild it from "
+            f"{DATATROVE_REQUIREMENTS_FILE}.\n{check.stdout[-2000:]}{check.stderr[-2000:]}"
+        )
+    wanted = ("datatrove", "trafilatura", "lxml", "lxml-html-clean", "spacy", "warcio", "numpy")
+    return {p: installed.get(p, "absent") for p in wanted} | {
+        "python": subprocess.run(
+            [str(DATATROVE_PYTHON), "-c", "import sys; print(sys.version.split()[0])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    }
 
 
 def probe_datatrove(files: list[Path], log_path: Path) -> list[dict[str, object]]:
@@ -569,6 +680,8 @@ def main(argv: list[str] | None = None) -> int:
         return datatrove_probe(argv[1:])
     if argv and argv[0] == "_datatrove_run":
         return datatrove_run(argv[1], argv[2])
+    if argv and argv[0] == "_datatrove_check":
+        return datatrove_check()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1, help="runs per tool; the fastest is kept")
     parser.add_argument(
@@ -664,7 +777,7 @@ def main(argv: list[str] | None = None) -> int:
             result = {
                 "datatrove_versions": versions,
                 "ours_versions": ours_versions,
-                "datatrove_requirements": DATATROVE_REQUIREMENTS,
+                "datatrove_requirements": _pinned_requirements(),
                 "left_out_of_input": choked,
                 "probe": probe,
                 "input_files": [f.name for f in files],
