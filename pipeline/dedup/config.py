@@ -59,8 +59,6 @@ class DedupConfig:
     (or share its URL) are removed."""
     options: DedupOptions = field(default_factory=DedupOptions)
     """What is removed and how (see DedupOptions)."""
-    num_shards: int = 0
-    """Number of Parquet files for the kept pages; 0 lets the runner decide."""
     overwrite: bool = False
     """Replace a finished output written with a different config instead of stopping."""
 
@@ -74,8 +72,6 @@ class DedupConfig:
             problems.append("output must differ from input (the input is read while writing)")
         if self.output and self.output.rstrip("/") in {a.rstrip("/") for a in self.against}:
             problems.append("output must differ from every --against folder")
-        if self.num_shards < 0:
-            problems.append(f"num_shards must be >= 0, got {self.num_shards}")
         if not (self.options.exact or self.options.near or self.against):
             problems.append("nothing to do: exact and near dedup are both off")
         raise_if_problems("DedupConfig", problems)

@@ -8,7 +8,7 @@ worker; `union_find_components` is the reference. The algorithm: docs/stages/ded
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 import apache_beam as beam
@@ -105,22 +105,32 @@ def settle_node(node: Any, messages: Iterable[tuple[int, Any]]) -> list[tuple[An
     return [(p, (_CHILD, (node, leaf))) for p in smaller]
 
 
+def root_settled(messages: Iterable[tuple[int, Any]]) -> bool:
+    """Check step 2's verdict at a node: it is a root and all its neighbours are leaves, so its
+    component is a settled star. One pass, nothing kept (a hub may have millions of leaves)."""
+    is_root = False
+    for tag, value in messages:
+        if tag == _ROOT:
+            is_root = True
+        elif not value[1]:
+            return False
+    return is_root
+
+
+def root_edges(node: Any, messages: Iterable[tuple[int, Any]]) -> Iterator[Edge]:
+    """The edges (child, node), one per larger neighbour, streamed."""
+    for tag, value in messages:
+        if tag != _ROOT:
+            yield value[0], node
+
+
 def settle_root(node: Any, messages: Iterable[tuple[int, Any]]) -> tuple[bool, list[Edge]]:
     """Check step 2 at `node`: (settled, edges). Settled: `node` is a root and all its
     neighbours are leaves, so the edges (child, node) are the final labels of a whole
     component. Otherwise the edges go on to the next round. Edges (child, node) are those from
     each larger neighbour, so every edge comes out here exactly once."""
-    is_root = False
-    all_leaves = True
-    children = []
-    for tag, value in messages:
-        if tag == _ROOT:
-            is_root = True
-        else:
-            child, leaf = value
-            children.append(child)
-            all_leaves = all_leaves and leaf
-    return is_root and all_leaves, [(child, node) for child in children]
+    messages = list(messages)
+    return root_settled(messages), list(root_edges(node, messages))
 
 
 def _check_messages(edge: Edge) -> list[tuple[Any, tuple[int, Any]]]:
@@ -210,16 +220,22 @@ class _SettleRoots(beam.DoFn):
         self._counter = StageCounter(STAGE)
 
     def process(self, element: tuple[Any, Iterable[tuple[int, Any]]]):
+        # Two passes over the group, never a list: a settled star's root may have millions of
+        # leaves (one boilerplate text in a million pages).
         node, messages = element
-        settled, edges = settle_root(node, messages)
-        if settled:
-            self._counter.note(f"check{self._round}_settled_nodes", len(edges) + 1)
+        if root_settled(messages):
+            count = 1
             yield (node, node)
-            yield from edges
+            for edge in root_edges(node, messages):
+                count += 1
+                yield edge
+            self._counter.note(f"check{self._round}_settled_nodes", count)
         else:
-            self._counter.note(f"check{self._round}_active_edges", len(edges))
-            for edge in edges:
+            count = 0
+            for edge in root_edges(node, messages):
+                count += 1
                 yield pvalue.TaggedOutput("active", edge)
+            self._counter.note(f"check{self._round}_active_edges", count)
 
 
 class _SettleCheck(beam.PTransform):

@@ -1,8 +1,9 @@
 """Near-duplicate removal with MinHash LSH, as a Beam transform over (doc_id, text).
 
 Documents sharing a band bucket are linked, connected components make clusters, each cluster
-keeps one document (`kept_in_cluster`); incremental against a saved band index. Outputs `kept`,
-`duplicates`, `clusters`, `rounds`, `band_keys`. Dataflow and counters: docs/stages/dedup.md.
+keeps one document (`kept_in_cluster`); incremental against a saved band index. `NearClusters`
+works on band keys alone (what the pools shuffle); `NearDedup` computes them from texts.
+Dataflow and counters: docs/stages/dedup.md.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pipeline.dedup.connected_components import (
     union_find_components,
 )
 from pipeline.dedup.minhash import MinHashConfig, text_band_keys
+from pipeline.dedup.report import in_report_sample
 
 STAGE = "near_dedup"
 # Documents per signature batch: enough to share the per-batch NumPy/Numba calls, small enough
@@ -100,11 +102,22 @@ def near_dedup_in_memory(
 
 
 # --- Beam ---------------------------------------------------------------------------------
+#
+# Bucket members are plain values (Beam pickles a NamedTuple with its module path, which made
+# each band record ~3x larger in the shuffle): a new document is its doc_id (str), a prior one
+# `(doc_id,)`. Node info is (doc_id, (text length, tag)): tag None for a prior document,
+# otherwise whatever the caller needs back with a removed document (its ref in a staged part).
+# A bucket or a cluster is read twice as an iterable, never gathered into a list or set: a
+# boilerplate text can put a million pages in one bucket.
+
+
+def _member_id(value: Any) -> str:
+    return value if isinstance(value, str) else value[0]
 
 
 class BandKeys(beam.DoFn):
-    """Batch of (doc_id, text) -> ((band, band hash), Member) per band; (doc_id, keys) to
-    `band_keys`."""
+    """Batch of (doc_id, text) -> ((band, band hash), doc_id) per band; node info to `info`,
+    (doc_id, keys) to `band_keys`."""
 
     def __init__(self, config: MinHashConfig) -> None:
         self._config = config
@@ -124,60 +137,152 @@ class BandKeys(beam.DoFn):
             if not has_shingles[row]:
                 self._counter.note("no_shingles")
                 continue
-            # A plain tuple, not a Member: Beam pickles a namedtuple with its module path, which
-            # made each band record ~3x larger in the shuffle (87 bytes, measured).
-            value = (doc_id, len(text), False)
             row_keys = keys[row].tolist()
             for band, key in enumerate(row_keys):
-                yield (band, key), value
+                yield (band, key), doc_id
+            yield pvalue.TaggedOutput("info", (doc_id, (len(text), doc_id)))
             yield pvalue.TaggedOutput("band_keys", (doc_id, row_keys))
 
 
 class BucketEdges(beam.DoFn):
-    """A bucket -> star edges (main output) and its members' lengths (`lengths`)."""
+    """A bucket -> star edges from its smallest doc_id, when it links a new document."""
 
     def setup(self) -> None:
         self._counter = StageCounter(STAGE)
 
-    def process(self, element: tuple[Any, Iterable[Sequence[Any]]]):
+    def process(self, element: tuple[Any, Iterable[Any]]):
         _, values = element
-        members = {m[0]: Member(*m) for m in values}
-        if len(members) < 2 or all(m.prior for m in members.values()):
+        smallest: str | None = None
+        size = 0
+        any_new = False
+        for value in values:
+            doc_id = _member_id(value)
+            size += 1
+            any_new = any_new or isinstance(value, str)
+            if smallest is None or doc_id < smallest:
+                smallest = doc_id
+        if size < 2 or not any_new:
             # Nothing to link, or only old documents (settled in an earlier run)
             return
         self._counter.note("buckets_shared")
-        edges = bucket_edges(members)
-        self._counter.note("edges", len(edges))
-        yield from edges
-        for doc_id, member in members.items():
-            yield pvalue.TaggedOutput("lengths", (doc_id, (member.length, member.prior)))
+        self._counter.note("edges", size - 1)
+        for value in values:
+            doc_id = _member_id(value)
+            if doc_id != smallest:
+                yield smallest, doc_id
 
 
-def _cluster_member(element: tuple[str, dict[str, list[Any]]]):
-    doc_id, joined = element
-    length, prior = next(iter(joined["length"]))  # every clustered document was in a bucket
-    for cluster in joined["cluster"]:
-        yield cluster, (doc_id, length, prior)
-
-
-def _prior_band_members(entry: tuple[str, int, Sequence[int]]):
-    doc_id, length, keys = entry
-    member = (doc_id, int(length), True)  # plain tuple: see BandKeys
+def _prior_bands(entry: tuple[str, int, Sequence[int]]):
+    doc_id, _, keys = entry
+    member = (doc_id,)
     for band, key in enumerate(keys):
         yield (band, int(key)), member
 
 
-class ChooseKept(beam.DoFn):
-    """A cluster's members -> Duplicate per removed document, Cluster to `clusters`."""
+def _prior_info(entry: tuple[str, int, Sequence[int]]):
+    doc_id, length, _ = entry
+    return doc_id, (int(length), None)
 
-    def process(self, element: tuple[str, Iterable[tuple[str, int, bool]]]):
-        cluster_id, values = element
-        members = [Member(*m) for m in values]
-        kept = kept_in_cluster(members)
+
+class _ClusterOfNode(beam.DoFn):
+    """(doc_id, [("c", cluster) | ("i", (length, tag))]) -> (cluster, (doc_id, length, tag))."""
+
+    def process(self, element: tuple[str, Iterable[tuple[str, Any]]]):
+        doc_id, values = element
+        clusters = {v for tag, v in values if tag == "c"}  # one label per node
+        if not clusters:
+            return
+        for tag, value in values:
+            if tag == "i":
+                for cluster in clusters:
+                    yield cluster, (doc_id, value[0], value[1])
+
+
+def _rank(member: Sequence[Any]) -> tuple[bool, int, str]:
+    # (doc_id, length, tag): a prior document (tag None) first, then the longest text, then the
+    # smallest doc_id (`kept_in_cluster`).
+    return (member[2] is not None, -member[1], member[0])
+
+
+class ChooseKept(beam.DoFn):
+    """A cluster's members (doc_id, length, tag) -> (doc_id, tag, cluster_id, kept_id) per
+    removed new document; Cluster to `clusters`; with a sample rate, the kept new document of a
+    sampled cluster as (doc_id, tag, cluster_id) to `kept_sampled` (the report's pairs)."""
+
+    def __init__(self, sample_rate: int = 0) -> None:
+        self._sample_rate = sample_rate
+
+    def process(self, element: tuple[str, Iterable[tuple[str, int, Any]]]):
+        cluster_id, members = element
+        best: tuple[bool, int, str] | None = None
+        kept: tuple[str, int, Any] | None = None
+        size = 0
         for member in members:
-            if member.doc_id != kept and not member.prior:
-                yield Duplicate(member.doc_id, cluster_id, kept)
-        yield pvalue.TaggedOutput("clusters", Cluster(cluster_id, kept, len(members)))
+            size += 1
+            rank = _rank(member)
+            if best is None or rank < best:
+                best, kept = rank, member
+        assert kept is not None
+        for member in members:
+            if member[2] is not None and _rank(member) != best:
+                yield member[0], member[2], cluster_id, kept[0]
+        yield pvalue.TaggedOutput("clusters", Cluster(cluster_id, kept[0], size))
+        if (
+            self._sample_rate
+            and kept[2] is not None
+            and in_report_sample(kept[0], self._sample_rate)
+        ):
+            yield pvalue.TaggedOutput("kept_sampled", (kept[0], kept[2], cluster_id))
+
+
+class NearClusters(beam.PTransform):
+    """Band records ((band, key), member) and node info (doc_id, (length, tag)) ->
+    {"removed": (doc_id, tag, cluster_id, kept_id), "clusters", "rounds", "kept_sampled"}.
+
+    Members and tags as in the comment above; node info is needed only for documents that may
+    land in a cluster (those with band records)."""
+
+    def __init__(
+        self,
+        max_rounds: int = DEFAULT_MAX_ROUNDS,
+        on_unconverged: OnUnconverged = "raise",
+        sample_rate: int = 0,
+    ) -> None:
+        super().__init__()
+        self._max_rounds = max_rounds
+        self._on_unconverged = on_unconverged
+        self._sample_rate = sample_rate
+
+    def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]):
+        bands, info = inputs
+        edges = bands | "Buckets" >> beam.GroupByKey() | "BucketEdges" >> beam.ParDo(BucketEdges())
+        components = edges | "Components" >> ConnectedComponents(
+            self._max_rounds, self._on_unconverged
+        )
+        chosen = (
+            (
+                components["labels"]
+                | "TagLabels"
+                >> beam.MapTuple(lambda d, c: (d, ("c", c))).with_output_types(tuple[Any, Any]),
+                info
+                | "TagInfo"
+                >> beam.MapTuple(lambda d, v: (d, ("i", v))).with_output_types(tuple[Any, Any]),
+            )
+            | "FlattenNodes" >> beam.Flatten()
+            | "ByNode" >> beam.GroupByKey()
+            | "ClusterOfNode" >> beam.ParDo(_ClusterOfNode())
+            | "ByCluster" >> beam.GroupByKey()
+            | "ChooseKept"
+            >> beam.ParDo(ChooseKept(self._sample_rate)).with_outputs(
+                "clusters", "kept_sampled", main="removed"
+            )
+        )
+        return {
+            "removed": chosen.removed,
+            "clusters": chosen.clusters,
+            "rounds": components["rounds"],
+            "kept_sampled": chosen.kept_sampled,
+        }
 
 
 class KeepUnremoved(beam.DoFn):
@@ -200,7 +305,10 @@ class KeepUnremoved(beam.DoFn):
 class NearDedup(beam.PTransform):
     """(doc_id, text) -> {"kept", "duplicates", "clusters", "rounds", "band_keys"} (module
     docstring). `prior`: an optional PCollection of (doc_id, text length, [band keys]) of an
-    already deduplicated pool (its saved band index, made with the same MinHashConfig)."""
+    already deduplicated pool (its saved band index, made with the same MinHashConfig).
+
+    The pools use `NearClusters` on band keys computed while staging each input file
+    (pipeline/dedup/transforms.py); this transform computes them from texts."""
 
     def __init__(
         self,
@@ -221,39 +329,39 @@ class NearDedup(beam.PTransform):
         banded = (
             docs
             | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self._batch_size)
-            | "BandKeys" >> beam.ParDo(BandKeys(self._config)).with_outputs("band_keys", main="ok")
+            | "BandKeys"
+            >> beam.ParDo(BandKeys(self._config)).with_outputs("info", "band_keys", main="bands")
         )
-        bucket_members = banded.ok
+        bands, info = banded.bands, banded.info
         if self._prior is not None:
-            prior = self._prior | "PriorBandKeys" >> beam.FlatMap(_prior_band_members)
-            bucket_members = (banded.ok, prior) | "WithPrior" >> beam.Flatten()
-        bucketed = (
-            bucket_members
-            | "Buckets" >> beam.GroupByKey()
-            | "BucketEdges" >> beam.ParDo(BucketEdges()).with_outputs("lengths", main="edges")
-        )
-        components = bucketed.edges | "Components" >> ConnectedComponents(
+            bands = (
+                bands,
+                self._prior
+                | "PriorBandKeys" >> beam.FlatMap(_prior_bands).with_output_types(tuple[Any, Any]),
+            ) | "WithPriorBands" >> beam.Flatten()
+            info = (
+                info,
+                self._prior
+                | "PriorInfo" >> beam.Map(_prior_info).with_output_types(tuple[Any, Any]),
+            ) | "WithPriorInfo" >> beam.Flatten()
+        near = (bands, info) | "NearClusters" >> NearClusters(
             self._max_rounds, self._on_unconverged
         )
-        chosen = (
-            {"cluster": components["labels"], "length": bucketed.lengths}
-            | "JoinLengths" >> beam.CoGroupByKey()
-            | "ClusterMembers" >> beam.FlatMap(_cluster_member)
-            | "ByCluster" >> beam.GroupByKey()
-            | "ChooseKept" >> beam.ParDo(ChooseKept()).with_outputs("clusters", main="duplicates")
+        duplicates = near["removed"] | "AsDuplicates" >> beam.Map(
+            lambda r: Duplicate(r[0], r[2], r[3])
         )
         kept = (
             {
                 "doc": docs | "DocIds" >> beam.Map(lambda kv: (kv[0], None)),
-                "removed": chosen.duplicates | "RemovedIds" >> beam.Map(lambda d: (d.doc_id, None)),
+                "removed": duplicates | "RemovedIds" >> beam.Map(lambda d: (d.doc_id, None)),
             }
             | "JoinRemoved" >> beam.CoGroupByKey()
             | "Kept" >> beam.ParDo(KeepUnremoved())
         )
         return {
             "kept": kept,
-            "duplicates": chosen.duplicates,
-            "clusters": chosen.clusters,
-            "rounds": components["rounds"],
+            "duplicates": duplicates,
+            "clusters": near["clusters"],
+            "rounds": near["rounds"],
             "band_keys": banded.band_keys,
         }

@@ -20,15 +20,12 @@ from pipeline.dedup.schema import (
     BAND_INDEX_DIR,
     BAND_INDEX_PREFIX,
     DUPLICATES_DIR,
-    DUPLICATES_PREFIX,
-    DUPLICATES_SCHEMA,
     MINHASH_METADATA_KEY,
     REPORT_FILE,
-    band_index_schema,
     minhash_json,
 )
 from pipeline.dedup.transforms import prior_index_pattern
-from pipeline.pool.schema import POOL_FILE_PREFIX, POOL_SCHEMA
+from pipeline.pool.schema import POOL_FILE_PREFIX
 
 REPORT_PARTS_DIR = "_report_parts"
 DEDUP_OWNED_GLOBS = (
@@ -61,30 +58,9 @@ def prior_index_problems(pool_dir: str, options: DedupOptions) -> list[str]:
     return []
 
 
-def write_dedup_outputs(
-    result: dict[str, beam.PCollection], staging: str, options: DedupOptions, num_shards: int
-) -> None:
-    """Write the Deduplicate result into a staging folder (pool files, duplicates, index and
-    the report parts that `finish_report` turns into dedup_report.json)."""
-    _ = result["pages"] | "WritePool" >> beam.io.WriteToParquet(
-        file_path_prefix=FileSystems.join(staging, POOL_FILE_PREFIX),
-        schema=POOL_SCHEMA,
-        codec="zstd",
-        file_name_suffix=".parquet",
-        num_shards=num_shards,
-    )
-    _ = result["duplicates"] | "WriteDuplicates" >> beam.io.WriteToParquet(
-        file_path_prefix=FileSystems.join(staging, DUPLICATES_DIR, DUPLICATES_PREFIX),
-        schema=DUPLICATES_SCHEMA,
-        codec="zstd",
-        file_name_suffix=".parquet",
-    )
-    _ = result["index"] | "WriteBandIndex" >> beam.io.WriteToParquet(
-        file_path_prefix=FileSystems.join(staging, BAND_INDEX_DIR, BAND_INDEX_PREFIX),
-        schema=band_index_schema(options.minhash),
-        codec="zstd",
-        file_name_suffix=".parquet",
-    )
+def write_report_parts(result: dict[str, beam.PCollection], staging: str) -> None:
+    """Write the report's small inputs (pairs, cluster sizes, rounds) as JSON lines into the
+    staging folder; `finish_report` turns them into dedup_report.json."""
     for name in ("pairs", "cluster_sizes", "rounds"):
         _ = (
             result[name]

@@ -25,16 +25,22 @@ from pipeline.core.files import match_files
 from pipeline.core.run_output import RunOutput
 from pipeline.core.stage_cli import format_funnel, stage_main, stage_parser
 from pipeline.core.stage_run import pipeline_options, run_and_count
-from pipeline.dedup.config import (
-    DedupConfig,
-)
+from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.outputs import (
     DEDUP_OWNED_GLOBS,
     finish_report,
     prior_index_problems,
-    write_dedup_outputs,
+    write_report_parts,
 )
-from pipeline.dedup.transforms import DEDUP_STAGES, Deduplicate, prior_index_pattern
+from pipeline.dedup.transforms import (
+    DEDUP_STAGES,
+    PARTS,
+    decide_and_write,
+    prior_index_pattern,
+    remove_staged_parts,
+    split_shuffle_counters,
+    stage_pool_files,
+)
 from pipeline.pool.schema import POOL_FILE_PREFIX, POOL_FORMAT_VERSION
 
 LOG = logging.getLogger("mathcorpus.dedup")
@@ -60,24 +66,31 @@ def run_dedup(config: DedupConfig, beam_args: Sequence[str] = ()) -> dict[str, A
     if problems:
         raise ConfigError("dedup inputs", problems)
     prior_patterns = [prior_index_pattern(d) for d in config.against]
+    files = match_files(pool_pattern)
     output.begin()
     started = time.monotonic()
     p = beam.Pipeline(options=options)
-    rows = p | "ReadPool" >> beam.io.ReadFromParquet(pool_pattern)
     prior = None
     if prior_patterns:
         prior = [
             p | f"ReadPriorIndex{i}" >> beam.io.ReadFromParquet(pattern)
             for i, pattern in enumerate(prior_patterns)
         ] | "FlattenPriorIndex" >> beam.Flatten()
-    result = rows | "Deduplicate" >> Deduplicate(config.options, prior)
-    write_dedup_outputs(result, output.staging, config.options, config.num_shards)
-    counters = run_and_count(p)
-    stages = DEDUP_STAGES if config.against else DEDUP_STAGES[1:]
-    if not config.options.near:
-        stages = tuple(s for s in stages if s != "near_dedup")
-    if not config.options.exact:
-        stages = tuple(s for s in stages if s != "exact_dedup")
+    stages = dedup_stages(config)
+    staged = stage_pool_files(p, files, output.staging, config.options)
+    result = decide_and_write(
+        staged["keys"],
+        staged[PARTS],
+        output.staging,
+        len(files),
+        stages,
+        config.options,
+        url_dedup=False,
+        prior=prior,
+    )
+    write_report_parts(result, output.staging)
+    counters, shuffle = split_shuffle_counters(run_and_count(p), f"{stages[0]}.in")
+    remove_staged_parts(output.staging)
     last = stages[-1]
     stats = stats_document(
         counters,
@@ -85,13 +98,22 @@ def run_dedup(config: DedupConfig, beam_args: Sequence[str] = ()) -> dict[str, A
         extra={
             "stage": "dedup",
             "format_version": POOL_FORMAT_VERSION,
+            "input_files": len(files),
             "pages_written": counters.get(f"{last}.kept", 0),
             "elapsed_s": round(time.monotonic() - started, 3),
+            "shuffle_bytes_per_page": shuffle,
         },
     )
     finish_report(output.staging, config.options, stats)
     output.commit(config.to_json(), stats)
     return stats
+
+
+def dedup_stages(config: DedupConfig) -> tuple[str, ...]:
+    """The stages `mathcorpus dedup` counts, in order."""
+    o = config.options
+    wanted = {"prior_urls": bool(config.against), "exact_dedup": o.exact, "near_dedup": o.near}
+    return tuple(s for s in DEDUP_STAGES if wanted[s])
 
 
 def build_arg_parser() -> argparse.ArgumentParser:

@@ -2,8 +2,9 @@
 
     NormalizedResponse -> DecodeAndExtract -> IdentifyLanguage -> pool row
 
-The pool runs them on each newest capture; `mathcorpus extract` on HTML files. Each DoFn counts
-its stages (`decode`, `extract`, `language`) and dead-letters what fails.
+`PageExtractor` and `LanguageTagger` hold the logic and the counts (`decode`, `extract`,
+`language`); the pool's per-file stage calls them directly, `mathcorpus extract` through the
+thin DoFns. What fails is dead-lettered.
 """
 
 from __future__ import annotations
@@ -37,23 +38,20 @@ class PageText:
     n_math: int
 
 
-class DecodeAndExtract(beam.DoFn):
-    """NormalizedResponse -> PageText: charset decoding, then math-preserving extraction.
+class PageExtractor:
+    """Decoding and math-preserving extraction of one page, counted as the `decode` and
+    `extract` stages (plain Python: the DoFns below and the pool's per-file stage share it).
 
-    Two stages counted separately (`decode`, `extract`) but run in one DoFn so the decoded HTML
-    string never has to be encoded between steps.
+    Create it where counters may be made (a DoFn's `setup`).
     """
 
     def __init__(self, settings: ExtractSettings) -> None:
-        self._extractor_name = settings.extractor
-        self._min_text_chars = settings.min_text_chars
-
-    def setup(self) -> None:
         from pipeline.extract.extractors import get_extractor
 
+        self._min_text_chars = settings.min_text_chars
         self._decode = StageCounter("decode")
         self._extract = StageCounter("extract")
-        self._extractor = get_extractor(self._extractor_name)
+        self._extractor = get_extractor(settings.extractor)
 
     def _dead_letter(self, page: NormalizedResponse, stage: str, exc: Exception) -> DeadLetter:
         r = page.response
@@ -67,7 +65,9 @@ class DecodeAndExtract(beam.DoFn):
             doc_id=page.doc_id,
         )
 
-    def process(self, page: NormalizedResponse) -> Iterator[Any]:
+    def extract(self, page: NormalizedResponse) -> PageText | DeadLetter | None:
+        """The page's text, a dead letter (decoding or extraction failed), or None (dropped:
+        no text, or too short)."""
         from pipeline.extract.extractors import extract_page
         from pipeline.pool.charset_decode import decode_html
 
@@ -76,8 +76,7 @@ class DecodeAndExtract(beam.DoFn):
             decoded = decode_html(page.response.payload, page.response.content_type)
         except Exception as exc:  # a record error dead-letters the record, never the run
             self._decode.dead_lettered("decode_error")
-            yield _dead(self._dead_letter(page, "decode", exc))
-            return
+            return self._dead_letter(page, "decode", exc)
         self._decode.kept()
         if decoded.replaced:
             self._decode.note("pages_with_bad_bytes")
@@ -88,50 +87,49 @@ class DecodeAndExtract(beam.DoFn):
             extraction = extract_page(decoded.text, self._extractor, url=page.url)
         except Exception as exc:  # a record error dead-letters the record, never the run
             self._extract.dead_lettered("extract_error")
-            yield _dead(self._dead_letter(page, "extract", exc))
-            return
+            return self._dead_letter(page, "extract", exc)
         text = extraction.text.strip()
         if not text:
             self._extract.dropped("empty_text")
-            return
+            return None
         if len(text) < self._min_text_chars:
             self._extract.dropped("too_short")
-            return
+            return None
         self._extract.kept()
         if extraction.n_math or extraction.math_formats:
             self._extract.note("pages_with_math")
-        yield PageText(page, text, decoded.encoding, extraction.math_formats, extraction.n_math)
+        return PageText(page, text, decoded.encoding, extraction.math_formats, extraction.n_math)
 
 
-class IdentifyLanguage(beam.DoFn):
-    """PageText -> pool row dict, with language and score; optional allow-list filter."""
+class LanguageTagger:
+    """Language identification of one extracted page -> its pool row, counted as the
+    `language` stage; with an allow-list, other languages are dropped."""
 
     def __init__(self, settings: ExtractSettings) -> None:
-        self._languages = frozenset(settings.languages)
-        self._min_score = settings.min_language_score
-        self._extractor_name = settings.extractor
-
-    def setup(self) -> None:
         from pipeline.extract.extractors import get_extractor
         from pipeline.extract.language_id import shared_identifier
 
+        self._languages = frozenset(settings.languages)
+        self._min_score = settings.min_language_score
+        self._extractor_name = settings.extractor
         self._counts = StageCounter("language")
         self._identifier = shared_identifier()
-        self._extractor_version = get_extractor(self._extractor_name).version
+        self._extractor_version = get_extractor(settings.extractor).version
 
-    def process(self, page: PageText) -> Iterator[dict[str, Any]]:
+    def tag(self, page: PageText) -> dict[str, Any] | None:
+        """The pool row, or None when the language is not allowed."""
         self._counts.entered()
         guess = self._identifier.identify(page.text)
         if self._languages:
             if guess.language not in self._languages:
                 self._counts.dropped("language_not_allowed")
-                return
+                return None
             if guess.score < self._min_score:
                 self._counts.dropped("language_score_low")
-                return
+                return None
         self._counts.kept()
         r = page.page.response
-        yield pool_row(
+        return pool_row(
             doc_id=page.page.doc_id,
             url=page.page.url,
             domain=page.page.domain,
@@ -147,6 +145,38 @@ class IdentifyLanguage(beam.DoFn):
             extractor=self._extractor_name,
             extractor_version=self._extractor_version,
         )
+
+
+class DecodeAndExtract(beam.DoFn):
+    """NormalizedResponse -> PageText (`PageExtractor`); failures to `dead_letter`."""
+
+    def __init__(self, settings: ExtractSettings) -> None:
+        self._settings = settings
+
+    def setup(self) -> None:
+        self._extractor = PageExtractor(self._settings)
+
+    def process(self, page: NormalizedResponse) -> Iterator[Any]:
+        result = self._extractor.extract(page)
+        if isinstance(result, DeadLetter):
+            yield _dead(result)
+        elif result is not None:
+            yield result
+
+
+class IdentifyLanguage(beam.DoFn):
+    """PageText -> pool row dict (`LanguageTagger`)."""
+
+    def __init__(self, settings: ExtractSettings) -> None:
+        self._settings = settings
+
+    def setup(self) -> None:
+        self._tagger = LanguageTagger(self._settings)
+
+    def process(self, page: PageText) -> Iterator[dict[str, Any]]:
+        row = self._tagger.tag(page)
+        if row is not None:
+            yield row
 
 
 def _utc(moment: datetime) -> datetime:

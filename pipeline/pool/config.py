@@ -63,8 +63,6 @@ class PoolConfig:
     Off: `mathcorpus dedup` can be run later on the pool."""
     dedup_options: DedupOptions = field(default_factory=DedupOptions)
     """How deduplication is done (exact, near, MinHash bands x rows, ...)."""
-    num_shards: int = 0
-    """Number of Parquet files to write; 0 lets the runner decide."""
     overwrite: bool = False
     """Replace a finished output written with a different config instead of stopping."""
 
@@ -85,8 +83,6 @@ class PoolConfig:
         if self.max_record_bytes < 1024:
             problems.append(f"max_record_bytes: must be >= 1024, got {self.max_record_bytes}")
         problems.extend(self.extract_settings().problems())
-        if self.num_shards < 0:
-            problems.append(f"num_shards: must be >= 0, got {self.num_shards}")
         if self.dedup and not (self.dedup_options.exact or self.dedup_options.near):
             problems.append("dedup: exact and near dedup are both off; use --no-dedup instead")
         raise_if_problems("pool config", problems)

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 
 from pipeline.core.counters import stats_document
 from pipeline.core.dead_letters import DEAD_LETTER, DEAD_LETTER_GLOB, WriteDeadLetters
@@ -23,11 +22,16 @@ from pipeline.core.files import match_inputs
 from pipeline.core.run_output import RunOutput
 from pipeline.core.stage_cli import format_funnel, stage_main, stage_parser
 from pipeline.core.stage_run import pipeline_options, run_and_count
-from pipeline.dedup.outputs import DEDUP_OWNED_GLOBS, finish_report, write_dedup_outputs
-from pipeline.dedup.transforms import DEDUP_STAGES, Deduplicate
+from pipeline.dedup.outputs import DEDUP_OWNED_GLOBS, finish_report, write_report_parts
+from pipeline.dedup.transforms import (
+    URL_STAGE,
+    decide_and_write,
+    remove_staged_parts,
+    split_shuffle_counters,
+)
 from pipeline.pool.config import PoolConfig
-from pipeline.pool.schema import POOL_FILE_PREFIX, POOL_FORMAT_VERSION, POOL_SCHEMA
-from pipeline.pool.transforms import POOL_STAGES, BuildPool
+from pipeline.pool.schema import POOL_FORMAT_VERSION
+from pipeline.pool.transforms import PARTS, POOL_STAGES, BuildPool
 
 LOG = logging.getLogger("mathcorpus.pool")
 
@@ -62,32 +66,39 @@ def pool_run_output(config: PoolConfig) -> RunOutput:
 
 
 def build_pipeline(p: beam.Pipeline, files: list[str], config: PoolConfig, staging: str) -> None:
-    built = p | "ListFiles" >> beam.Create(files) | "BuildPool" >> BuildPool(config)
+    """Per file, map only: stage its pages; decide on key records; split each staged part."""
+    built = (
+        p
+        | "ListFiles" >> beam.Create(list(enumerate(files)))
+        | "BuildPool" >> BuildPool(config, staging)
+    )
+    options = config.dedup_options if config.dedup else None
+    result = decide_and_write(
+        built["keys"],
+        built[PARTS],
+        staging,
+        len(files),
+        dedup_stages(config),
+        options,
+        config.url_dedup,
+    )
     if config.dedup:
-        deduplicated = built["pages"] | "Deduplicate" >> Deduplicate(config.dedup_options)
-        write_dedup_outputs(deduplicated, staging, config.dedup_options, config.num_shards)
-    else:
-        _ = built["pages"] | "WritePool" >> beam.io.WriteToParquet(
-            file_path_prefix=FileSystems.join(staging, POOL_FILE_PREFIX),
-            schema=POOL_SCHEMA,
-            codec="zstd",
-            file_name_suffix=".parquet",
-            num_shards=config.num_shards,
-        )
+        write_report_parts(result, staging)
     _ = built[DEAD_LETTER] | "WriteDeadLetters" >> WriteDeadLetters(staging)
+
+
+def dedup_stages(config: PoolConfig) -> tuple[str, ...]:
+    """The dedup stages a pool run counts after extraction, in order."""
+    stages = [URL_STAGE]
+    if config.dedup:
+        o = config.dedup_options
+        stages += [s for s in ("exact_dedup", "near_dedup") if (o.exact, o.near)[s == "near_dedup"]]
+    return tuple(stages)
 
 
 def pool_stages(config: PoolConfig) -> tuple[str, ...]:
     """The stages a pool run counts, in order (the last one's `kept` is the pages written)."""
-    if not config.dedup:
-        return POOL_STAGES
-    o = config.dedup_options
-    dedup = [
-        s
-        for s in DEDUP_STAGES[1:]
-        if (s == "exact_dedup" and o.exact) or (s == "near_dedup" and o.near)
-    ]
-    return (*POOL_STAGES, *dedup)
+    return (*POOL_STAGES, *dedup_stages(config))
 
 
 def run_pool(config: PoolConfig, beam_args: Sequence[str] = ()) -> dict[str, Any]:
@@ -102,7 +113,8 @@ def run_pool(config: PoolConfig, beam_args: Sequence[str] = ()) -> dict[str, Any
     started = time.monotonic()
     p = beam.Pipeline(options=options)
     build_pipeline(p, files, config, output.staging)
-    counters = run_and_count(p)
+    counters, shuffle = split_shuffle_counters(run_and_count(p), "language.kept")
+    remove_staged_parts(output.staging)
     elapsed = time.monotonic() - started
     stages = pool_stages(config)
     stats = stats_document(
@@ -114,6 +126,7 @@ def run_pool(config: PoolConfig, beam_args: Sequence[str] = ()) -> dict[str, Any
             "input_files": len(files),
             "pages_written": counters.get(f"{stages[-1]}.kept", 0),
             "elapsed_s": round(elapsed, 3),
+            "shuffle_bytes_per_page": shuffle,
         },
     )
     if config.dedup:

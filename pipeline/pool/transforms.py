@@ -1,10 +1,13 @@
-"""Beam transforms of the pool pipeline: thin DoFns over the pure modules.
+"""Beam transforms of the pool pipeline: one map per input file, then keys only.
 
-    file specs -> ReadWarcFiles -> NormalizeUrls -> KeepNewestCapture
-               -> ExtractPages (pipeline/extract/transforms.py) -> pool rows
+    (part, file spec) -> StageWarcFile: read, normalise URLs, decode, extract, identify the
+                         language, hash, band keys -> staged part + key records (map only)
+    key records -> DecideDuplicates -> decisions; staged part + decisions -> WriteParts
+                         (pipeline/dedup/transforms.py)
 
-Each DoFn counts its stage's outcomes (pipeline/core/counters.py) and sends failures to the
-`dead_letter` tagged output as `DeadLetter` records.
+Pages never cross a shuffle: the worker that reads a file writes its rows to the file's staged
+Parquet part. Each step counts its stage's outcomes (pipeline/core/counters.py) and sends
+failures to the `dead_letter` tagged output as `DeadLetter` records.
 """
 
 from __future__ import annotations
@@ -12,21 +15,25 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
+from apache_beam import pvalue
 
 from pipeline.core.counters import StageCounter
 from pipeline.core.dead_letters import DEAD_LETTER, DeadLetter
 from pipeline.core.dead_letters import dead_letter_output as _dead
-from pipeline.core.stage_run import CountPassThrough
-from pipeline.extract.transforms import ExtractPages
+from pipeline.dedup.parts import PartStager, part_path
+from pipeline.extract.config import ExtractSettings
+from pipeline.extract.transforms import LanguageTagger, PageExtractor
 from pipeline.pool.config import PoolConfig
 from pipeline.pool.records import Dropped, HtmlResponse, NormalizedResponse
 
-# The stages in pipeline order (stats.json lists them in this order).
-POOL_STAGES = ("files", "read", "url", "url_dedup", "decode", "extract", "language")
+# The stages of reading and extraction, in pipeline order (stats.json lists them in this
+# order, then the dedup stages: url_dedup, exact_dedup, near_dedup).
+POOL_STAGES = ("files", "read", "url", "decode", "extract", "language")
+PARTS = "parts"
 
 
 def default_fetch_cache(config: PoolConfig) -> str:
@@ -37,29 +44,26 @@ def default_fetch_cache(config: PoolConfig) -> str:
     return os.path.join(tempfile.gettempdir(), "mathcorpus-fetch-cache")
 
 
-class ReadWarcFiles(beam.DoFn):
-    """File spec (path, gs://, s3:// or http(s) URL) -> HtmlResponse records.
+class WarcFileReader:
+    """File spec (path, gs://, s3:// or http(s) URL) -> HtmlResponse and DeadLetter records,
+    counted as the `files` and `read` stages.
 
     Remote http(s) files are fetched into a local cache first (retries, resume) and deleted
     from it once read, unless `keep_fetched`; a file that cannot be fetched or opened is
-    dead-lettered and the next file goes on. Faults inside a file
-    end that file only: the records before the fault are kept.
+    dead-lettered and the next file goes on. Faults inside a file end that file only: the
+    records before the fault are kept.
     """
 
     def __init__(self, config: PoolConfig) -> None:
-        self._config = config
-
-    def setup(self) -> None:
         from pipeline.pool.remote_fetch import RetryPolicy
 
+        self._config = config
         self._files = StageCounter("files")
         self._read = StageCounter("read")
-        self._policy = RetryPolicy(
-            attempts=self._config.fetch_attempts, timeout_s=self._config.fetch_timeout_s
-        )
-        self._cache = default_fetch_cache(self._config)
+        self._policy = RetryPolicy(attempts=config.fetch_attempts, timeout_s=config.fetch_timeout_s)
+        self._cache = default_fetch_cache(config)
 
-    def process(self, spec: str) -> Iterator[Any]:
+    def read(self, spec: str) -> Iterator[HtmlResponse | DeadLetter]:
         from pipeline.pool.remote_fetch import fetch_to_cache
 
         self._files.entered()
@@ -70,7 +74,7 @@ class ReadWarcFiles(beam.DoFn):
             path = fetch_to_cache(spec, self._cache, self._policy)
         except Exception as exc:  # any fetch failure: this file is dead-lettered, run goes on
             self._files.dead_lettered("fetch_failed")
-            yield _dead(DeadLetter("files", "fetch_failed", repr(exc), source=spec))
+            yield DeadLetter("files", "fetch_failed", repr(exc), source=spec)
             return
         try:
             yield from self._read_file(spec, path)
@@ -79,14 +83,14 @@ class ReadWarcFiles(beam.DoFn):
             if not self._config.keep_fetched:
                 _remove_quietly(path)
 
-    def _read_file(self, spec: str, path: str) -> Iterator[Any]:
+    def _read_file(self, spec: str, path: str) -> Iterator[HtmlResponse | DeadLetter]:
         from pipeline.pool.warc_reader import iter_warc_records, open_warc
 
         try:
             stream = open_warc(path)
         except Exception as exc:  # unreadable file: dead-letter it, go on with the next
             self._files.dead_lettered("open_failed")
-            yield _dead(DeadLetter("files", "open_failed", repr(exc), source=spec))
+            yield DeadLetter("files", "open_failed", repr(exc), source=spec)
             return
         faulted = False
         with stream:
@@ -102,7 +106,7 @@ class ReadWarcFiles(beam.DoFn):
                     # file-scope one (truncated gzip, bad chunking) ends the file there.
                     faulted = faulted or event.extra.get("scope") == "file"
                     self._read.dead_lettered(event.reason)
-                    yield _dead(event)
+                    yield event
         self._files.kept()
         if faulted:
             self._files.note("ended_by_fault")
@@ -114,13 +118,13 @@ def _remove_quietly(path: str) -> None:
         os.remove(path)
 
 
-class NormalizeUrls(beam.DoFn):
-    """HtmlResponse -> (normalised URL, NormalizedResponse); bad URLs are dead-lettered."""
+class UrlNormalizer:
+    """HtmlResponse -> NormalizedResponse, or a DeadLetter for a bad URL (the `url` stage)."""
 
-    def setup(self) -> None:
+    def __init__(self) -> None:
         self._counts = StageCounter("url")
 
-    def process(self, response: HtmlResponse) -> Iterator[Any]:
+    def normalize(self, response: HtmlResponse) -> NormalizedResponse | DeadLetter:
         from pipeline.pool.url_normalize import InvalidUrl, doc_id, normalize_url, url_domain
 
         self._counts.entered()
@@ -128,90 +132,99 @@ class NormalizeUrls(beam.DoFn):
             url = normalize_url(response.url)
         except InvalidUrl as exc:
             self._counts.dead_lettered("invalid_url")
-            yield _dead(
-                DeadLetter(
-                    "url",
-                    "invalid_url",
-                    str(exc),
-                    source=response.warc_file,
-                    offset=response.warc_offset,
-                    url=response.url,
-                )
+            return DeadLetter(
+                "url",
+                "invalid_url",
+                str(exc),
+                source=response.warc_file,
+                offset=response.warc_offset,
+                url=response.url,
             )
-            return
         self._counts.kept()
-        yield url, NormalizedResponse(response, url, doc_id(url), url_domain(url))
+        return NormalizedResponse(response, url, doc_id(url), url_domain(url))
 
 
-def newest_capture(captures: Iterable[NormalizedResponse]) -> tuple[NormalizedResponse, int]:
-    """The newest capture (ties broken by file and offset, so the choice is order-free) and
-    the number of captures."""
-    best: NormalizedResponse | None = None
-    count = 0
-    for capture in captures:
-        count += 1
-        r = capture.response
-        if best is None or (r.fetch_time, r.warc_file, r.warc_offset) > (
-            best.response.fetch_time,
-            best.response.warc_file,
-            best.response.warc_offset,
-        ):
-            best = capture
-    if best is None:
-        raise ValueError("newest_capture() needs at least one capture")
-    return best, count
+class StageWarcFile(beam.DoFn):
+    """(part number, file spec) -> the file's staged part, written by this worker; its key
+    records (main output), (part, rows) to `parts`, failures to `dead_letter`.
 
+    Read, URL, decode, extract and language run record by record in this one DoFn, so a page's
+    HTML and text never leave the worker that read its file. A retried bundle rewrites the same
+    part (a deterministic name, renamed into place when complete).
+    """
 
-class KeepNewestCapture(beam.DoFn):
-    """(url, captures) -> the newest capture; the older ones are dropped as duplicate_url."""
+    def __init__(self, config: PoolConfig, staging: str) -> None:
+        self._config = config
+        self._staging = staging
 
     def setup(self) -> None:
-        self._counts = StageCounter("url_dedup")
+        from pipeline.dedup.shingles import char_tables
 
-    def process(self, element: tuple[str, Iterable[NormalizedResponse]]) -> Iterator[Any]:
-        _, captures = element
-        best, count = newest_capture(captures)
-        self._counts.entered(count)
-        self._counts.kept()
-        if count > 1:
-            self._counts.dropped("duplicate_url", count - 1)
-        yield best
+        c = self._config
+        self._reader = WarcFileReader(c)
+        self._urls = UrlNormalizer()
+        settings: ExtractSettings = c.extract_settings()
+        self._extractor = PageExtractor(settings)
+        self._tagger = LanguageTagger(settings)
+        self._minhash = c.dedup_options.minhash if c.dedup and c.dedup_options.near else None
+        self._near = StageCounter("near_dedup")
+        if self._minhash is not None:
+            char_tables()  # the Unicode tables (~1.5 s) once per worker, not in a bundle
+
+    def process(self, element: tuple[int, str]) -> Iterator[Any]:
+        part, spec = element
+        stager = PartStager(part_path(self._staging, part), part, self._minhash)
+        try:
+            for item in self._pages(spec):
+                if isinstance(item, DeadLetter):
+                    yield _dead(item)
+                else:
+                    stager.add(item)
+            keys = stager.finish()
+        except BaseException:
+            stager.abort()
+            raise
+        if stager.no_shingles:
+            self._near.note("no_shingles", stager.no_shingles)
+        yield from keys
+        yield pvalue.TaggedOutput(PARTS, (part, len(keys)))
+
+    def _pages(self, spec: str) -> Iterator[dict[str, Any] | DeadLetter]:
+        for response in self._reader.read(spec):
+            if isinstance(response, DeadLetter):
+                yield response
+                continue
+            page = self._urls.normalize(response)
+            if isinstance(page, DeadLetter):
+                yield page
+                continue
+            text = self._extractor.extract(page)
+            if text is None or isinstance(text, DeadLetter):
+                if text is not None:
+                    yield text
+                continue
+            row = self._tagger.tag(text)
+            if row is not None:
+                yield row
 
 
 class BuildPool(beam.PTransform):
-    """PCollection of file specs -> {'pages': pool row dicts, 'dead_letter': DeadLetter}."""
+    """PCollection of (part number, file spec) -> {"keys": key records, "parts": (part, rows),
+    "dead_letter": DeadLetter}; every page is in its file's staged part under `staging`."""
 
-    def __init__(self, config: PoolConfig) -> None:
+    def __init__(self, config: PoolConfig, staging: str) -> None:
         super().__init__()
         self._config = config
+        self._staging = staging
 
     def expand(self, specs: beam.PCollection) -> dict[str, beam.PCollection]:
-        c = self._config
-        read = (
+        staged = (
             specs
             # Spread files over workers: one file is the unit of reading.
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadWarcFiles" >> beam.ParDo(ReadWarcFiles(c)).with_outputs(DEAD_LETTER, main="ok")
-        )
-        normalized = read.ok | "NormalizeUrls" >> beam.ParDo(NormalizeUrls()).with_outputs(
-            DEAD_LETTER, main="ok"
-        )
-        if c.url_dedup:
-            unique = (
-                normalized.ok
-                | "GroupByUrl" >> beam.GroupByKey()
-                | "KeepNewestCapture" >> beam.ParDo(KeepNewestCapture())
+            | "StageWarcFile"
+            >> beam.ParDo(StageWarcFile(self._config, self._staging)).with_outputs(
+                PARTS, DEAD_LETTER, main="keys"
             )
-        else:
-            unique = (
-                normalized.ok
-                | "DropUrlKey" >> beam.Values()
-                | "UrlDedupOff" >> beam.ParDo(CountPassThrough("url_dedup"))
-            )
-        extracted = unique | "ExtractPages" >> ExtractPages(c.extract_settings())
-        dead = (
-            read[DEAD_LETTER],
-            normalized[DEAD_LETTER],
-            extracted[DEAD_LETTER],
-        ) | "MergeDeadLetters" >> beam.Flatten()
-        return {"pages": extracted["pages"], DEAD_LETTER: dead}
+        )
+        return {"keys": staged.keys, PARTS: staged[PARTS], DEAD_LETTER: staged[DEAD_LETTER]}

@@ -1,12 +1,17 @@
-"""Deduplicate (pipeline/dedup/transforms.py) on real texts with planted exact and near copies."""
+"""Dedup decisions and the per-part split (pipeline/dedup/transforms.py) on real texts with
+planted exact and near copies."""
 
 from __future__ import annotations
 
 import random
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
@@ -17,15 +22,15 @@ from pipeline.dedup.config import DedupOptions
 from pipeline.dedup.exact import text_hash
 from pipeline.dedup.minhash import MinHashConfig, text_band_keys
 from pipeline.dedup.report import shingle_jaccard
-from pipeline.dedup.transforms import DEDUP_STAGES, Deduplicate
+from pipeline.dedup.transforms import DEDUP_STAGES, PARTS, decide_and_write, stage_pool_files
 from pipeline.extract.extractors import extract_page, get_extractor
+from pipeline.pool.schema import POOL_SCHEMA
 from tests.helpers import BEAM_TEST_ARGS, make_pool_row, real_pages
 
 MINHASH = MinHashConfig()
 # Connected-components rounds unrolled in the graph: the planted clusters are stars, settled
 # before round 1, and fewer rounds keep the test pipeline small.
 ROUNDS = 2
-OUTPUTS = ("pages", "duplicates", "index", "pairs", "cluster_sizes", "rounds")
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +85,47 @@ def run(
     checks: dict[str, Callable[[list[Any]], None]],
     prior: list[dict] | None = None,
 ) -> dict[str, int]:
-    with BeamTestPipeline(options=PipelineOptions(BEAM_TEST_ARGS)) as p:
-        prior_pc = p | "Prior" >> beam.Create(prior) if prior is not None else None
-        out = p | "Rows" >> beam.Create(rows) | Deduplicate(options, prior=prior_pc)
-        assert set(out) == set(OUTPUTS)
-        for name, matcher in checks.items():
-            assert_that(out[name], matcher, label=name)
+    """The rows as a pool of two files -> staged parts -> decisions -> split parts; `checks`
+    on the written pool, duplicates and index rows and on the report's PCollections."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for k in range(2):
+            path = Path(tmp) / f"pool-{k:05d}-of-00002.parquet"
+            pq.write_table(pa.Table.from_pylist(rows[k::2], schema=POOL_SCHEMA), path)
+            files.append(str(path))
+        staging = Path(tmp) / "_staging"
+        stages = tuple(s for s in DEDUP_STAGES if s != "prior_urls" or prior is not None)
+        stages = tuple(
+            s
+            for s in stages
+            if (s != "exact_dedup" or options.exact) and (s != "near_dedup" or options.near)
+        )
+        with BeamTestPipeline(options=PipelineOptions(BEAM_TEST_ARGS)) as p:
+            prior_pc = p | "Prior" >> beam.Create(prior) if prior is not None else None
+            staged = stage_pool_files(p, files, str(staging), options)
+            out = decide_and_write(
+                staged["keys"],
+                staged[PARTS],
+                str(staging),
+                len(files),
+                stages,
+                options,
+                False,
+                prior_pc,
+            )
+            assert set(out) == {"pairs", "cluster_sizes", "rounds"}
+            for name, matcher in checks.items():
+                if name in out:
+                    assert_that(out[name], matcher, label=name)
+        written = {
+            "pages": sorted(staging.glob("pool-*.parquet")),
+            "duplicates": sorted((staging / "duplicates").glob("*.parquet")),
+            "index": sorted((staging / "band_index").glob("*.parquet")),
+        }
+        for name, paths in written.items():
+            assert len(paths) == len(files), f"{name}: one file per input file"
+            if name in checks:
+                checks[name]([r for f in paths for r in pq.read_table(f).to_pylist()])
     return counters_from_beam_result(p.result)
 
 
@@ -180,7 +220,9 @@ def test_planted_copies_are_precise(rows: list[dict], texts: list[str]) -> None:
 
 
 def test_duplicate_rows_carry_the_pool_columns_unchanged(rows: list[dict]) -> None:
-    by_id = {r["doc_id"]: r for r in rows}
+    # As the pool file holds them (language_score is a float32 there).
+    stored = pa.Table.from_pylist(rows, schema=POOL_SCHEMA).to_pylist()
+    by_id = {r["doc_id"]: r for r in stored}
 
     def check(duplicates: list[dict]) -> None:
         for dup in duplicates:

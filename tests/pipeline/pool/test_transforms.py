@@ -1,4 +1,8 @@
-"""BuildPool (pipeline/pool/transforms.py) on WARC files written here: pages, drops, faults."""
+"""BuildPool (pipeline/pool/transforms.py) on WARC files written here: pages, drops, faults.
+
+Each run stages every file's pages, keeps the newest capture of each URL and splits the parts
+(pipeline/dedup/transforms.py), so the rows checked are the rows a pool run writes.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
+import pyarrow.parquet as pq
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
@@ -22,9 +27,10 @@ from warcio.warcwriter import WARCWriter
 
 from pipeline.core.counters import counters_from_beam_result, stats_document
 from pipeline.core.dead_letters import DEAD_LETTER, DeadLetter
+from pipeline.dedup.transforms import URL_STAGE, decide_and_write
 from pipeline.pool.config import PoolConfig
 from pipeline.pool.schema import POOL_SCHEMA
-from pipeline.pool.transforms import POOL_STAGES, BuildPool
+from pipeline.pool.transforms import PARTS, POOL_STAGES, BuildPool
 from tests.helpers import BEAM_TEST_ARGS, require_shared
 
 PROSE = (
@@ -185,13 +191,22 @@ def run_pool(
     check_pages: Callable[[list[dict]], None] | None = None,
     check_dead: Callable[[list[DeadLetter]], None] | None = None,
 ) -> dict[str, int]:
-    """Run BuildPool on `specs` with matchers on both outputs; the stage counters."""
+    """Run BuildPool on `specs` (each file staged by the worker that reads it), then the URL
+    decision and the per-part split; matchers on the written rows and the dead letters; the
+    stage counters."""
+    staging = Path(cfg.output) / "_staging"
     with BeamTestPipeline(options=PipelineOptions(BEAM_TEST_ARGS)) as p:
-        out = p | beam.Create(list(specs)) | BuildPool(cfg)
-        if check_pages is not None:
-            assert_that(out["pages"], check_pages, label="pages")
+        out = p | beam.Create(list(enumerate(specs))) | BuildPool(cfg, str(staging))
+        assert set(out) == {"keys", PARTS, DEAD_LETTER}
+        decide_and_write(
+            out["keys"], out[PARTS], str(staging), len(specs), (URL_STAGE,), None, cfg.url_dedup
+        )
         if check_dead is not None:
             assert_that(out[DEAD_LETTER], check_dead, label="dead")
+    rows = [r for f in sorted(staging.glob("pool-*.parquet")) for r in pq.read_table(f).to_pylist()]
+    assert len(list(staging.glob("pool-*.parquet"))) == len(specs), "one pool file per input file"
+    if check_pages is not None:
+        check_pages(rows)
     return counters_from_beam_result(p.result)
 
 
@@ -244,7 +259,7 @@ def test_pages_that_come_out_and_their_columns(crawl: Crawl, tmp_path: Path) -> 
         check(prose["domain"] == "news.example" and prose["encoding"] == "utf-8", str(prose))
 
     counters = run_pool(crawl.files, config(tmp_path), check_pages=check_pages)
-    stats = stats_document(counters, POOL_STAGES)
+    stats = stats_document(counters, (*POOL_STAGES, URL_STAGE))
     assert stats["all_balanced"], stats["stages"]
     stages = stats["stages"]
     assert stages["files"]["in"] == len(crawl.files)
@@ -252,7 +267,9 @@ def test_pages_that_come_out_and_their_columns(crawl: Crawl, tmp_path: Path) -> 
     assert stages["url_dedup"]["dropped"] == {"duplicate_url": 2}
     assert stages["extract"]["dropped"] == {"empty_text": 1, "too_short": 1}
     assert stages["extract"]["notes"]["pages_with_math"] == 2
-    assert stages["language"]["kept"] == 5
+    # URL dedup decides among extracted pages: the two older weather captures leave there.
+    assert stages["language"]["kept"] == 7
+    assert stages["url_dedup"]["kept"] == 5
 
 
 def test_newest_capture_of_a_url_is_kept(crawl: Crawl, tmp_path: Path) -> None:
@@ -335,7 +352,7 @@ def test_faults_become_dead_letters_and_the_run_goes_on(crawl: Crawl, tmp_path: 
     # The page before the cut is kept: a fault ends its file, not the run.
     assert counters["files.in"] == len(specs)
     assert counters["files.note.ended_by_fault"] == 2
-    assert counters["language.kept"] == 5
+    assert counters["url_dedup.kept"] == 5
 
 
 def test_a_file_of_garbage_alone_gives_one_dead_letter_and_no_page(tmp_path: Path) -> None:
