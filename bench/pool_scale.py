@@ -15,7 +15,7 @@ script runs on them exactly as a user would:
 measured from launch to exit: wall time, pages/s (pages read / wall s, start-up included), and
 the peak RSS of the whole process tree (the RSS of the process and all its descendants, summed,
 sampled from /proc every 0.2 s; bench/compare_datatrove.py's sampler), plus what its stats.json
-says (pages read and written, and the `shuffle` bytes-per-page figures where the pool records
+says (pages read and written, and the `shuffle_bytes_per_page` figures where the pool records
 them). The ratios are against the smallest size measured in the same run:
 
 - peak RSS at N / peak RSS at the smallest size: flat memory means ~1 (goal: <= 1.5x, and under
@@ -33,7 +33,11 @@ With --datatrove the same WARC folder also goes through DataTrove (WarcReader ->
 its four MinHash stages -> JsonlWriter, in the pinned environment of
 bench/datatrove-requirements.txt that bench/compare_datatrove.py builds), and the ratios
 ours / DataTrove of pages/s and peak RSS are printed per size. DataTrove extracts with
-Trafilatura (~30 pages/s here), so 12k pages take it several minutes.
+Trafilatura (12-16 pages/s on this 2-core machine), so 12k pages take it ~16 minutes.
+
+Measured here (2026-12-06, 2 shared cores): before the keys-only shuffles (65c1035) peak RSS
+3.4 GiB at 4k pages and 11.4 GiB at 12k (3.4x); after them (9149f7f) 596 / 596 / 638 MiB at
+4k / 12k / 40k (1.07x), marginal rate 135-139 pages/s.
 
 A run whose tree exceeds --rss-limit-gib is killed (the machines here are shared) and reported
 as such. The JSON (--out; bench/results/ is git-ignored) holds every figure and the versions.
@@ -220,8 +224,10 @@ def run_ours(
             "funnel": doc.get("funnel"),
             "all_balanced": doc.get("all_balanced"),
             "pages_written": pages_out,
-            # Bytes per page that crossed each shuffle, once the pool records them.
-            "shuffle": doc.get("shuffle"),
+            # Bytes per page (Beam's coder) that crossed each shuffle; pools from before the
+            # keys-only shuffles (fe558d2) do not record it.
+            "shuffle": doc.get("shuffle_bytes_per_page"),
+            "elapsed_s": doc.get("elapsed_s"),
         }
     return _from_measurement("ours", size, m, pages_in, pages_out, stats)
 
