@@ -269,3 +269,66 @@ def make_pool_row(
         extractor="resiliparse",
         extractor_version="test",
     )
+
+
+# --- an S3 store on 127.0.0.1: moto's standalone server (the `moto_s3` fixture starts it) ----
+
+MOTO_REGION = "us-east-1"
+# moto accepts any credentials; real-looking names keep boto3 and pyarrow from looking further.
+MOTO_KEY_ID = "testing"
+MOTO_SECRET = "testing"
+
+
+class MotoS3:
+    """A bucket on a moto server: s3:// URLs, the Beam args that reach it, and boto3 to put
+    inputs in and take outputs out (the pipelines themselves only see the URLs and args)."""
+
+    def __init__(self, endpoint: str, bucket: str) -> None:
+        import boto3
+
+        self.endpoint = endpoint
+        self.bucket = bucket
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=MOTO_REGION,
+            aws_access_key_id=MOTO_KEY_ID,
+            aws_secret_access_key=MOTO_SECRET,
+        )
+
+    @property
+    def beam_args(self) -> list[str]:
+        """Beam's S3Options for this server (every `mathcorpus <stage>` takes them)."""
+        return [
+            f"--s3_endpoint_url={self.endpoint}",
+            f"--s3_access_key_id={MOTO_KEY_ID}",
+            f"--s3_secret_access_key={MOTO_SECRET}",
+            f"--s3_region_name={MOTO_REGION}",
+        ]
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key.lstrip('/')}"
+
+    def upload(self, path: Path | str, key: str) -> str:
+        """Put a local file at `key`; its s3:// URL."""
+        self.client.upload_file(str(path), self.bucket, key)
+        return self.url(key)
+
+    def keys(self, prefix: str) -> dict[str, int]:
+        """Key -> size of every object under `prefix`."""
+        found: dict[str, int] = {}
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        )
+        for page in pages:
+            found.update({o["Key"]: int(o["Size"]) for o in page.get("Contents", [])})
+        return found
+
+    def download(self, prefix: str, dest: Path) -> Path:
+        """Copy every object under `prefix/` into `dest` (same relative layout); `dest`."""
+        prefix = prefix.rstrip("/") + "/"
+        for key in self.keys(prefix):
+            target = dest / key[len(prefix) :]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.client.download_file(self.bucket, key, str(target))
+        return dest

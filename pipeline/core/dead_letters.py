@@ -15,6 +15,10 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
 
+# Every stage imports this module, in its driver and in the workers that run its DoFns: the
+# place that makes empty files writable on s3:// everywhere (see the module).
+from pipeline.core import s3_empty_files  # noqa: F401
+
 DEAD_LETTER = "dead_letter"
 """Tag of a DoFn's dead-letter output, and the file prefix of the written records."""
 DEAD_LETTER_DIR = "dead_letter"
@@ -57,8 +61,8 @@ def dead_letter_output(record: DeadLetter) -> pvalue.TaggedOutput:
 
 
 class WriteDeadLetters(beam.PTransform):
-    """DeadLetter records -> `<folder>/dead_letter/dead_letter-*.jsonl` (no file when empty is
-    the runner's choice; readers glob the folder)."""
+    """DeadLetter records -> `<folder>/dead_letter/dead_letter-*.jsonl`; no file at all when
+    there are none (readers glob the folder)."""
 
     def __init__(self, folder: str) -> None:
         super().__init__()
@@ -72,5 +76,9 @@ class WriteDeadLetters(beam.PTransform):
             >> beam.io.WriteToText(
                 FileSystems.join(self.folder, DEAD_LETTER_DIR, DEAD_LETTER),
                 file_name_suffix=".jsonl",
+                # Beam would otherwise write one empty file, and an empty object cannot be
+                # written to S3 through Beam's s3io (a multipart upload with no parts:
+                # MalformedXML). Most runs have no dead letters, so this is the common case.
+                skip_if_empty=True,
             )
         )

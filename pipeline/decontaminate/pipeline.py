@@ -95,7 +95,10 @@ def build_pipeline(
         | "Report" >> ContaminationReport()
         | "WriteReport"
         >> beam.io.WriteToText(
-            FileSystems.join(staging, REPORT_PARTS, "leaks"), file_name_suffix=".jsonl"
+            FileSystems.join(staging, REPORT_PARTS, "leaks"),
+            file_name_suffix=".jsonl",
+            # No empty file when nothing leaked: Beam's S3 upload of an empty object fails.
+            skip_if_empty=True,
         )
     )
     _ = out[DEAD_LETTER] | "WriteDeadLetters" >> WriteDeadLetters(staging)
@@ -153,10 +156,15 @@ def contamination_report(
 
 
 def _read_report_lines(staging: str) -> list[str]:
+    """The report parts' lines; the part files are deleted once read (there are none when
+    nothing leaked)."""
     lines: list[str] = []
-    for path in match_files(FileSystems.join(staging, REPORT_PARTS, "*")):
+    parts = match_files(FileSystems.join(staging, REPORT_PARTS, "*"))
+    for path in parts:
         with FileSystems.open(path) as fh:
             lines.extend(x for x in fh.read().decode("utf-8").splitlines() if x.strip())
+    if parts:
+        FileSystems.delete(parts)
     return lines
 
 
@@ -219,7 +227,6 @@ def run_decontaminate(config: DecontaminateConfig, beam_args: Sequence[str] = ()
     report = contamination_report(
         _read_report_lines(output.staging), index, stats["input_pages"], stats["removed_pages"]
     )
-    FileSystems.delete([FileSystems.join(output.staging, REPORT_PARTS)])
     write_json_atomic(FileSystems.join(output.staging, REPORT_FILE), report)
     output.commit(config.to_json(), stats)
     return stats

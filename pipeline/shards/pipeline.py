@@ -116,7 +116,10 @@ def build_pipeline(
         | "EntryJson" >> beam.Map(lambda e: json.dumps(e, sort_keys=True))
         | "WriteShardIndex"
         >> beam.io.WriteToText(
-            FileSystems.join(staging, SHARD_INDEX_PREFIX), file_name_suffix=".jsonl"
+            FileSystems.join(staging, SHARD_INDEX_PREFIX),
+            file_name_suffix=".jsonl",
+            # No empty file when no shard was written: Beam's S3 upload of an empty object fails.
+            skip_if_empty=True,
         )
     )
     _ = built[DEAD_LETTER] | "WriteDeadLetters" >> WriteDeadLetters(staging)
