@@ -1,4 +1,4 @@
-"""Cost model: core-hours, price and dedup shuffle volume for one Common Crawl snapshot.
+"""Cost model: core-hours, price and shuffle volume for one Common Crawl snapshot.
 
     .venv/bin/python deploy/cost_model.py          # prints the tables of deploy/README.md
 
@@ -14,16 +14,28 @@ import sys
 from dataclasses import dataclass
 
 # --- MEASURED: pages (or docs, tokens) per second per core, single process ------------------
-# Measured 2026-12-02 on an otherwise idle 2-core machine (README "Figures").
-# bench/pool_throughput.py on 531 real pages (../shared/data/html): the default path
-# (warcio read, decode, URL normalisation, resiliparse + math extraction, lid.176) as plain
-# functions, and the whole pool pipeline on Beam's FnApiRunner (adds URL dedup's shuffle and
-# the Parquet write).
+# bench/pool_scale.py, 2026-12-06, 40,000 real-size pages (../shared/data/html cycled with
+# distinct URLs, 164 KB of HTML a page on average, 20 WARC files): the whole `mathcorpus pool`
+# command (read, URL, decode, resiliparse + math extraction, lid.176, text hash, MinHash band
+# keys, the key-record shuffles and decisions, the Parquet writes) on FnApiRunner took 215
+# CPU-seconds (301 s of wall time on a 2-core machine shared with other jobs): pages per
+# CPU-second, i.e. per core. Dedup's MinHash is part of it: it runs while each file is staged.
+POOL_PAGES_S = 186
+# bench/pool_throughput.py (2026-12-02, idle machine): the default path without Beam and
+# without dedup keys, as plain functions; for comparison only.
 POOL_FUNCTIONS_PAGES_S = 408
-POOL_BEAM_PAGES_S = 193
-# bench/minhash_throughput.py: 5-gram word shingles + 112-permutation MinHash (Numba), whole
-# real pages.
-MINHASH_DOCS_S = 7_900
+# Bytes per page through each shuffle of the pool (stats.json `shuffle_bytes_per_page`: each
+# record encoded with Beam's FastPrimitivesCoder, as the GroupByKeys get it), measured on the
+# 552 distinct real pages of ../shared/data/html with distinct URLs (2026-12-06). Pages are
+# those that left language id. Connected components' edges and labels exist only for pages in
+# near-duplicate clusters and are left out.
+SHUFFLE_BYTES_PER_PAGE = {
+    "newest capture per URL": 173.7,
+    "exact (text hash)": 159.9,
+    "near (LSH band records)": 482.0,
+    "near (node lengths)": 27.8,
+    "decisions by part": 0.5,
+}
 # bench/scoring_throughput.py, line beam_score_pages: the mining loop's scoring DoFn on Beam's
 # FnApiRunner at the paper's settings (dim 256, word 3-grams), pages truncated to 4,000
 # characters, through the scoring table (classifier_table.py). Measured in a later session on a
@@ -51,8 +63,6 @@ COLLECTED_FRACTION = 35.5e6 / 40e9
 """Share of the pool the paper finally collected: 35.5M pages out of a 40B-page pool (2.1)."""
 TOKENS_PER_PAGE = 120e9 / 35.5e6
 """Tokens per collected page: 120B tokens over 35.5M pages (paper section 2.1)."""
-LSH_BANDS = 14
-"""Bands per document (pipeline/dedup/minhash.py default: 14 bands x 8 rows)."""
 
 # Prices in USD, list prices of us-central1 as we last saw them; check the pricing pages
 # (cloud.google.com/dataflow/pricing, cloud.google.com/compute/vm-instance-pricing).
@@ -84,16 +94,8 @@ class Stage:
         return self.core_hours * per_vcpu_hour
 
 
-def band_record_bytes() -> int:
-    """MEASURED: bytes of one shuffled LSH band record ((band, band hash), (doc_id, length,
-    prior)) as Beam's FastPrimitivesCoder encodes it (the coder the near-dedup GroupByKey uses;
-    pipeline/dedup/near.py sends plain tuples)."""
-    from apache_beam.coders import coders
-
-    coder = coders.FastPrimitivesCoder()
-    key = (LSH_BANDS - 1, 0x5DEECE66D1234567)  # a 63-bit band hash
-    member = ("0123456789abcdef", 4096, False)  # 16-hex doc_id, text length, prior pool
-    return len(coder.encode(key)) + len(coder.encode(member))
+def shuffle_bytes_per_page() -> float:
+    return sum(SHUFFLE_BYTES_PER_PAGE.values())
 
 
 def stages() -> list[Stage]:
@@ -101,8 +103,15 @@ def stages() -> list[Stage]:
     deduped = pool * DEDUP_KEEP_FRACTION
     collected = deduped * COLLECTED_FRACTION
     return [
-        Stage("pool", SNAPSHOT_PAGES, "pages", POOL_BEAM_PAGES_S, "measured", "n2-highcpu-16", 1),
-        Stage("dedup", pool, "pages", MINHASH_DOCS_S, "measured", "n2-standard-16", 4),
+        Stage(
+            "pool (with dedup)",
+            SNAPSHOT_PAGES,
+            "pages",
+            POOL_PAGES_S,
+            "measured",
+            "n2-highcpu-16",
+            1,
+        ),
         Stage(
             "mine",
             deduped * MINING_ITERATIONS,
@@ -163,20 +172,27 @@ def render_markdown() -> str:
         f"| **{totals[3]:,.0f}** | |"
     )
     pool_pages = SNAPSHOT_PAGES * POOL_KEEP_FRACTION
-    record = band_record_bytes()
-    band_bytes = pool_pages * LSH_BANDS * record
+    per_page = shuffle_bytes_per_page()
+    total = pool_pages * per_page
     functions_hours = SNAPSHOT_PAGES / POOL_FUNCTIONS_PAGES_S / 3600.0
     lines += [
         "",
-        f"- pool without Beam overhead (plain functions, {POOL_FUNCTIONS_PAGES_S} pages/s/core, "
-        f"measured): {functions_hours:,.0f} core-hours; the table uses the Beam figure "
-        f"({POOL_BEAM_PAGES_S} pages/s/core).",
-        f"- dedup shuffle: {LSH_BANDS} band records per page x {record} bytes per record "
-        f"(measured with Beam's coder) x {_num(pool_pages)} pool pages = "
-        f"**{band_bytes / 1e12:.2f} TB** through the buckets' GroupByKey (about "
-        f"${band_bytes / 1e9 * DATAFLOW_SHUFFLE_GB:,.0f} of Dataflow Shuffle at "
-        f"${DATAFLOW_SHUFFLE_GB}/GB); edges and the kept-id join add about one small record "
-        "per page.",
+        f"Shuffles of the pool: only key records cross them (measured bytes per page with "
+        f"Beam's coder, x {_num(pool_pages)} pages that leave language id):",
+        "",
+        "| shuffle | bytes / page | TB | Dataflow Shuffle USD |",
+        "|---|---|---|---|",
+    ]
+    for name, size in SHUFFLE_BYTES_PER_PAGE.items():
+        tb = pool_pages * size / 1e12
+        lines.append(f"| {name} | {size:,.1f} | {tb:.2f} | {tb * 1e3 * DATAFLOW_SHUFFLE_GB:,.0f} |")
+    lines += [
+        f"| **total** | **{per_page:,.1f}** | **{total / 1e12:.2f}** "
+        f"| **{total / 1e9 * DATAFLOW_SHUFFLE_GB:,.0f}** |",
+        "",
+        f"- pool as plain functions without dedup keys ({POOL_FUNCTIONS_PAGES_S} pages/s/core, "
+        f"measured): {functions_hours:,.0f} core-hours, for comparison; the table uses the whole "
+        f"command ({POOL_PAGES_S} pages/s/core, dedup included).",
     ]
     return "\n".join(lines)
 
