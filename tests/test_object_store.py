@@ -188,13 +188,6 @@ def files(folder: Path) -> set[str]:
     return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an S3 'folder' is no object, so FileSystems.exists(folder) is False there and the "
-    "folder deletes guarded by it do nothing: _parts/ (dedup/transforms.py remove_staged_parts) "
-    "and dedup's _report_parts/ stay in the pool and dedup outputs; pipeline/core/run_output.py "
-    "_delete_tree leaves a killed run's _staging/",
-)
 def test_s3_output_holds_the_same_files_as_local(runs: tuple[Path, Path]) -> None:
     local, s3 = runs
     assert files(s3) == files(local)

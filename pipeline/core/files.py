@@ -44,3 +44,16 @@ def match_inputs(patterns: Sequence[str], what: str) -> list[str]:
     if unmatched:
         raise ConfigError(what, [f"--input {p!r} matches no file" for p in unmatched])
     return sorted(dict.fromkeys(files))
+
+
+def delete_tree(folder: str) -> None:
+    """Delete a folder and everything under it, on any file system. On an object store a
+    "folder" is only a prefix (no object, so `FileSystems.exists` says False): its files are
+    matched and deleted."""
+    if "://" not in folder:
+        if os.path.exists(folder):
+            FileSystems.delete([folder])
+        return
+    files = match_files(FileSystems.join(folder, "**"))
+    if files:
+        FileSystems.delete(files)

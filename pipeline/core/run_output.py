@@ -17,7 +17,7 @@ from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.core.files import match_files
+from pipeline.core.files import delete_tree, match_files
 
 LOG = logging.getLogger("mathcorpus.run_output")
 STATS_FILE = "stats.json"
@@ -52,8 +52,7 @@ def write_json_atomic(path: str, data: Any) -> None:
 
 
 def _delete_tree(path: str) -> None:
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
+    delete_tree(path)
 
 
 class RunOutput:

@@ -21,10 +21,18 @@ def with_default_runner(beam_args: Sequence[str]) -> list[str]:
     return args
 
 
+# Imported by every worker at start-up on any runner (pipeline/core/s3_empty_files.py: empty
+# files on s3://); Dataflow finds it by itself, Flink and Spark workers need the option.
+S3_EMPTY_FILES_PLUGIN = "pipeline.core.s3_empty_files"
+
+
 def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
     """The run's Beam options. The driver lists inputs and commits outputs itself, so its file
     systems get the same options (credentials, endpoints) as the workers."""
-    options = PipelineOptions(with_default_runner(beam_args))
+    args = with_default_runner(beam_args)
+    if f"--beam_plugins={S3_EMPTY_FILES_PLUGIN}" not in args:
+        args.append(f"--beam_plugins={S3_EMPTY_FILES_PLUGIN}")
+    options = PipelineOptions(args)
     FileSystems.set_options(options)
     return options
 

@@ -13,7 +13,7 @@ import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.core.files import match_files
+from pipeline.core.files import delete_tree, match_files
 from pipeline.dedup.config import DedupOptions
 from pipeline.dedup.report import build_report
 from pipeline.dedup.schema import (
@@ -90,9 +90,7 @@ def finish_report(staging: str, options: DedupOptions, stats: dict[str, Any]) ->
         sample_rate=options.report_sample_rate,
         stage_stats=stats["stages"],
     )
-    parts = FileSystems.join(staging, REPORT_PARTS_DIR)
-    if FileSystems.exists(parts):
-        FileSystems.delete([parts])
+    delete_tree(FileSystems.join(staging, REPORT_PARTS_DIR))
     with FileSystems.create(FileSystems.join(staging, REPORT_FILE)) as fh:
         fh.write(json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8"))
     return report

@@ -19,6 +19,7 @@ from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.core.counters import StageCounter
+from pipeline.core.files import delete_tree
 from pipeline.dedup.config import DedupOptions
 from pipeline.dedup.minhash import MinHashConfig
 from pipeline.dedup.near import NearClusters
@@ -572,9 +573,7 @@ def decide_and_write(
 
 def remove_staged_parts(staging: str) -> None:
     """Delete the staged parts once every part is split (before the output is committed)."""
-    parts = FileSystems.join(staging, PARTS_DIR)
-    if FileSystems.exists(parts):
-        FileSystems.delete([parts])
+    delete_tree(FileSystems.join(staging, PARTS_DIR))
 
 
 def prior_index_pattern(pool_dir: str) -> str:
