@@ -42,6 +42,7 @@ FUNNEL_ORDER = (
     "pool",
     "dedup",
     "negatives",
+    "training_sample",
     "recall",
     "expansion",
     "mining_final",

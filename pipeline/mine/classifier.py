@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
+import io
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from apache_beam.io.filesystems import FileSystems
+
 from pipeline.core.config_errors import raise_if_problems
 from pipeline.core.config_flags import flag
+from pipeline.core.run_output import read_json, write_json_atomic
 from pipeline.mine.classifier_table import ClassifierTable
 from pipeline.mine.classifier_text import (
     DEFAULT_MAX_CHARS,
@@ -27,6 +31,7 @@ from pipeline.mine.classifier_text import (
     classifier_text,
     preprocessing_description,
 )
+from pipeline.mine.workdir_files import download_file, open_raw, upload_file
 from pipeline.shards.text_sources import (
     BadRecord,
     SourceDocument,
@@ -45,6 +50,9 @@ TABLE_FILE = "scoring_table.npz"
 # Training lines are spread over this many bucket files by a seeded hash, then each bucket is
 # shuffled in memory: a deterministic shuffle of any seed size with bounded memory.
 SHUFFLE_BUCKETS = 64
+# The two parts of a training sample (file name prefixes: train-NNNNN.txt, heldout-NNNNN.txt).
+TRAIN_PART = "train"
+HELDOUT_PART = "heldout"
 
 
 @dataclass(frozen=True)
@@ -146,6 +154,60 @@ class SeedSplit:
         return asdict(self)
 
 
+def training_line(is_math: bool, text: str, max_chars: int) -> str:
+    """The fastText training line of one example: `__label__math <classifier text>\\n`."""
+    return f"{LABEL_MATH if is_math else LABEL_OTHER} {classifier_text(text, max_chars)}\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where one example goes in the training sample, from a seeded hash of its key."""
+
+    order: float
+    """Its place in the training order (lines sorted by (order, line): a seeded shuffle)."""
+    heldout: bool
+    """Held out for precision/recall instead of trained on."""
+
+    @property
+    def bucket(self) -> int:
+        """Which of `SHUFFLE_BUCKETS` order ranges holds it (buckets in index order, each sorted
+        by order, give the whole sample sorted by order)."""
+        return min(SHUFFLE_BUCKETS - 1, int(self.order * SHUFFLE_BUCKETS))
+
+
+def placement(key: str, config: ClassifierConfig) -> Placement:
+    order = seeded_fraction(config.seed, "order", key)
+    held = seeded_fraction(config.seed, "holdout", key) < config.holdout_fraction
+    return Placement(order, held)
+
+
+@dataclass(frozen=True, slots=True)
+class ExampleChoice:
+    """Which of the examples sharing one key is kept, and what the others were."""
+
+    is_math: bool
+    line: str
+    duplicates: int
+    """Other examples with the same label (dropped as duplicate keys)."""
+    negatives_excluded: int
+    """Negatives dropped because the key is a positive (a page cannot be both)."""
+
+
+def choose_example(examples: Sequence[tuple[bool, str]]) -> ExampleChoice:
+    """One (is_math, line) per key: a positive wins over negatives, and among the same label the
+    smallest line (an order that does not depend on which file or worker came first)."""
+    positives = [line for is_math, line in examples if is_math]
+    negatives = [line for is_math, line in examples if not is_math]
+    if positives:
+        return ExampleChoice(True, min(positives), len(positives) - 1, len(negatives))
+    return ExampleChoice(False, min(negatives), len(negatives) - 1, 0)
+
+
+def sample_file_name(part: str, bucket: int) -> str:
+    """`train-00042.txt`: name order is bucket order, so the files concatenate in order."""
+    return f"{part}-{bucket:05d}.txt"
+
+
 def write_training_files(
     positives: Iterable[SeedDoc],
     negatives: Iterable[SeedDoc],
@@ -153,8 +215,9 @@ def write_training_files(
     heldout_path: str,
     config: ClassifierConfig,
 ) -> SeedSplit:
-    """fastText training and held-out files (`__label__math text` lines), shuffled by a seeded
-    hash of the key. Positives are read first; a negative with a positive's key is dropped."""
+    """fastText training and held-out files (`__label__math text` lines, local), shuffled by a
+    seeded hash of the key. Positives are read first; a negative with a positive's key is
+    dropped. The mining loop builds the same files with Beam (`BuildTrainingSample`)."""
     split = SeedSplit()
     seen: set[str] = set()
     positive_keys: set[str] = set()
@@ -167,28 +230,26 @@ def write_training_files(
             for i in range(SHUFFLE_BUCKETS)
         ]
         heldout_lines: list[tuple[float, str]] = []
-        for label, docs in ((LABEL_MATH, positives), (LABEL_OTHER, negatives)):
+        for math_label, docs in ((True, positives), (False, negatives)):
             for doc in docs:
-                if label == LABEL_OTHER and doc.key in positive_keys:
+                if not math_label and doc.key in positive_keys:
                     split.negatives_excluded += 1
                     continue
                 if doc.key in seen:
                     split.duplicate_keys += 1
                     continue
                 seen.add(doc.key)
-                if label == LABEL_MATH:
+                if math_label:
                     positive_keys.add(doc.key)
-                line = f"{label} {classifier_text(doc.text, config.max_chars)}\n"
-                order = seeded_fraction(config.seed, "order", doc.key)
-                held = seeded_fraction(config.seed, "holdout", doc.key) < config.holdout_fraction
-                math_label = label == LABEL_MATH
-                if held:
-                    heldout_lines.append((order, line))
+                line = training_line(math_label, doc.text, config.max_chars)
+                place = placement(doc.key, config)
+                if place.heldout:
+                    heldout_lines.append((place.order, line))
                     split.heldout_positives += math_label
                     split.heldout_negatives += not math_label
                 else:
                     # Lines sorted by (bucket, order) are sorted by order: a global shuffle.
-                    buckets[int(order * SHUFFLE_BUCKETS)].write(f"{order!r}\t{line}")
+                    buckets[place.bucket].write(f"{place.order!r}\t{line}")
                     split.train_positives += math_label
                     split.train_negatives += not math_label
         for fh in buckets:
@@ -245,15 +306,15 @@ class MathScorer:
 
     @classmethod
     def load(cls, model_dir: str) -> MathScorer:
-        """Load a model folder and check its metadata (preprocessing version).
+        """Load a model folder (any Beam file system) and check its metadata.
 
-        Reads `scoring_table.npz` when the metadata names one built from this `model.bin`
-        (sha256 checked), so fastText's 2 GB model is never loaded; otherwise (a folder written
-        before the table existed) builds the table from `model.bin`."""
+        Reads `scoring_table.npz` into memory when the metadata names one built from this
+        `model.bin` (sha256 checked), so fastText's 2 GB model is never loaded; otherwise (a
+        folder written before the table existed) copies `model.bin` to a temporary local file
+        (fastText loads only local paths) and builds the table from it."""
         import fasttext
 
-        with open(os.path.join(model_dir, METADATA_FILE), encoding="utf-8") as fh:
-            meta = json.load(fh)
+        meta = read_json(FileSystems.join(model_dir, METADATA_FILE))
         version = meta["preprocessing"]["version"]
         if version != PREPROCESSING_VERSION:
             raise ValueError(
@@ -262,15 +323,20 @@ class MathScorer:
             )
         max_chars = int(meta["preprocessing"]["max_chars"])
         table_meta = meta.get("scoring_table")
-        if table_meta and os.path.exists(os.path.join(model_dir, table_meta["file"])):
-            table = ClassifierTable.load(os.path.join(model_dir, table_meta["file"]))
+        table_path = FileSystems.join(model_dir, table_meta["file"]) if table_meta else ""
+        if table_path and FileSystems.exists(table_path):
+            with open_raw(table_path) as fh:
+                table = ClassifierTable.load(io.BytesIO(fh.read()), name=table_path)
             if table.model_sha256 != meta["sha256"]:
                 raise ValueError(
                     f"{model_dir}: {table_meta['file']} was built from a model with sha256 "
                     f"{table.model_sha256}, model.json names {meta['sha256']}"
                 )
             return cls(table, max_chars)
-        model = fasttext.load_model(os.path.join(model_dir, MODEL_FILE))
+        with tempfile.TemporaryDirectory(prefix="mathcorpus-model-") as tmp:
+            local = os.path.join(tmp, MODEL_FILE)
+            download_file(FileSystems.join(model_dir, MODEL_FILE), local)
+            model = fasttext.load_model(local)
         return cls.from_model(model, max_chars, meta["sha256"])
 
     def logit_of_line(self, line: str) -> float:
@@ -354,16 +420,17 @@ def ranking_metrics(pairs: Sequence[tuple[bool, float]]) -> dict[str, float | No
     }
 
 
+def labelled_pairs(scorer: MathScorer, lines: Iterable[str]) -> Iterator[tuple[bool, float]]:
+    """(is_math, probability) of `__label__X text` lines."""
+    for line in lines:
+        label, _, text = line.rstrip("\n").partition(" ")
+        yield label == LABEL_MATH, probability(scorer.logit_of_line(text))
+
+
 def evaluate_file(scorer: MathScorer, labelled_path: str, threshold: float) -> Metrics:
-    """Metrics of a model on a file of `__label__X text` lines."""
-
-    def pairs() -> Iterator[tuple[bool, float]]:
-        with open(labelled_path, encoding="utf-8") as fh:
-            for line in fh:
-                label, _, text = line.rstrip("\n").partition(" ")
-                yield label == LABEL_MATH, probability(scorer.logit_of_line(text))
-
-    return metrics_of(pairs(), threshold)
+    """Metrics of a model on a local file of `__label__X text` lines."""
+    with open(labelled_path, encoding="utf-8") as fh:
+        return metrics_of(labelled_pairs(scorer, fh), threshold)
 
 
 def file_sha256(path: str) -> str:
@@ -374,6 +441,59 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def train_and_publish(
+    train_path: str,
+    heldout_lines: Callable[[], Iterable[str]],
+    out_dir: str,
+    config: ClassifierConfig,
+    seed: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train on a local training file and write the model folder to `out_dir` (any Beam file
+    system); returns the metadata.
+
+    fastText trains from and saves to local paths, so the model and its scoring table are made
+    in a temporary folder and then copied: `model.bin`, then `scoring_table.npz`, each through
+    a temporary name and a rename, and `model.json` (with `extra`, e.g. the mining loop's
+    inputs fingerprint) last: a folder with `model.json` holds a finished model.
+    `heldout_lines` gives the held-out `__label__X text` lines (read once)."""
+    with tempfile.TemporaryDirectory(prefix="mathcorpus-classifier-") as tmp:
+        started = time.monotonic()
+        model = train_fasttext(train_path, config)
+        train_s = time.monotonic() - started
+        local_model = os.path.join(tmp, MODEL_FILE)
+        model.save_model(local_model)
+        model_sha256 = file_sha256(local_model)
+        scorer = MathScorer.from_model(model, config.max_chars, model_sha256)
+        local_table = os.path.join(tmp, TABLE_FILE)
+        table_sha256 = scorer.table.save(local_table)
+        heldout = metrics_of(labelled_pairs(scorer, heldout_lines()), config.threshold)
+        train_metrics = evaluate_file(scorer, train_path, config.threshold)
+        meta = {
+            "format": METADATA_FORMAT,
+            "format_version": METADATA_VERSION,
+            "model_file": MODEL_FILE,
+            "sha256": model_sha256,
+            "scoring_table": {"file": TABLE_FILE, "sha256": table_sha256},
+            "settings": config.to_json(),
+            "preprocessing": preprocessing_description(config.max_chars),
+            "labels": {"math": LABEL_MATH, "other": LABEL_OTHER},
+            "seed": seed,
+            "heldout": heldout.to_json(),
+            "train": train_metrics.to_json(),
+            "vocabulary_words": len(model.get_words()),
+            "elapsed_train_s": round(train_s, 3),
+            **(extra or {}),
+        }
+        del model  # the 2 GB input matrix, before the copies
+        if not FileSystems.exists(out_dir):
+            FileSystems.mkdirs(out_dir)
+        upload_file(local_model, FileSystems.join(out_dir, MODEL_FILE))
+        upload_file(local_table, FileSystems.join(out_dir, TABLE_FILE))
+    write_json_atomic(FileSystems.join(out_dir, METADATA_FILE), meta)
+    return meta
+
+
 def train_classifier(
     positives: Iterable[SeedDoc],
     negatives: Iterable[SeedDoc],
@@ -381,50 +501,35 @@ def train_classifier(
     config: ClassifierConfig,
     seed_sources: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train on the seed and write `model.bin` + `model.json` into `out_dir` (local).
+    """Train on the seed (read on the driver) and write the model folder to `out_dir` (any Beam
+    file system; see `train_and_publish`). Returns the metadata."""
+    with tempfile.TemporaryDirectory(prefix="mathcorpus-seed-") as tmp:
+        train_path = os.path.join(tmp, "train.txt")
+        heldout_path = os.path.join(tmp, "heldout.txt")
+        split = write_training_files(positives, negatives, train_path, heldout_path, config)
+        check_split(split)
 
-    The model file is written first and the metadata last (each via a temporary name and a
-    rename), so a folder with `model.json` holds a finished model. Returns the metadata.
-    """
-    os.makedirs(out_dir, exist_ok=True)
-    train_path = os.path.join(out_dir, "train.txt")
-    heldout_path = os.path.join(out_dir, "heldout.txt")
-    split = write_training_files(positives, negatives, train_path, heldout_path, config)
+        def heldout() -> Iterator[str]:
+            with open(heldout_path, encoding="utf-8") as fh:
+                yield from fh
+
+        return train_and_publish(
+            train_path,
+            heldout,
+            out_dir,
+            config,
+            {**split.to_json(), "sources": seed_sources or {}},
+        )
+
+
+def check_split(split: SeedSplit) -> None:
+    """A ConfigError when either side of the training sample is empty."""
     problems = []
     if split.train_positives == 0:
         problems.append("the positive seed is empty (no usable text)")
     if split.train_negatives == 0:
         problems.append("the negative seed is empty (no usable text)")
     raise_if_problems("classifier seed", problems)
-    model = train_fasttext(train_path, config)
-    tmp_model = os.path.join(out_dir, MODEL_FILE + ".tmp")
-    model.save_model(tmp_model)
-    os.replace(tmp_model, os.path.join(out_dir, MODEL_FILE))
-    model_sha256 = file_sha256(os.path.join(out_dir, MODEL_FILE))
-    scorer = MathScorer.from_model(model, config.max_chars, model_sha256)
-    table_sha256 = scorer.table.save(os.path.join(out_dir, TABLE_FILE))
-    heldout = evaluate_file(scorer, heldout_path, config.threshold)
-    train_metrics = evaluate_file(scorer, train_path, config.threshold)
-    meta = {
-        "format": METADATA_FORMAT,
-        "format_version": METADATA_VERSION,
-        "model_file": MODEL_FILE,
-        "sha256": model_sha256,
-        "scoring_table": {"file": TABLE_FILE, "sha256": table_sha256},
-        "settings": config.to_json(),
-        "preprocessing": preprocessing_description(config.max_chars),
-        "labels": {"math": LABEL_MATH, "other": LABEL_OTHER},
-        "seed": {**split.to_json(), "sources": seed_sources or {}},
-        "heldout": heldout.to_json(),
-        "train": train_metrics.to_json(),
-        "vocabulary_words": len(model.get_words()),
-    }
-    tmp_meta = os.path.join(out_dir, METADATA_FILE + ".tmp")
-    with open(tmp_meta, "w", encoding="utf-8") as fh:
-        json.dump(meta, fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp_meta, os.path.join(out_dir, METADATA_FILE))
-    return meta
 
 
 def cross_validate(

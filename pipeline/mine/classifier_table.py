@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import numba
 import numpy as np
@@ -291,7 +291,8 @@ class ClassifierTable:
         return digest
 
     @classmethod
-    def load(cls, path: str) -> ClassifierTable:
+    def load(cls, path: str | BinaryIO, name: str = "") -> ClassifierTable:
+        """From a local path or an open binary file (`name`: what error messages call it)."""
         with np.load(path, allow_pickle=False) as z:
             problems = []
             if str(z["format"]) != TABLE_FORMAT:
@@ -300,7 +301,7 @@ class ClassifierTable:
                 version = z["format_version"]
                 problems.append(f"format_version is {version}, expected {TABLE_VERSION}")
             if problems:
-                raise ValueError(f"{path}: " + "; ".join(problems))
+                raise ValueError(f"{name or path}: " + "; ".join(problems))
             return cls(
                 z["row_scores"],
                 z["word_bytes"],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -14,6 +13,7 @@ from pipeline.mine.domain_discovery import (
     DEFAULT_DOMAIN_THRESHOLD,
     DEFAULT_MIN_PREFIX_PAGES,
 )
+from pipeline.mine.seed_files import source_exists
 from pipeline.shards.text_sources import SourceFields
 
 # Files of the mining workdir (FORMAT.md, "Mining workdir").
@@ -33,6 +33,18 @@ DOMAINS_FILE = "domains.csv"
 """The recall step's per-domain collected fractions (iter_k/recall/)."""
 RECALL_DIR = "recall"
 """An iteration's recall outputs (iter_k/recall/)."""
+SAMPLE_DIR = "sample"
+"""An iteration's training sample, drawn by Beam (iter_k/sample/)."""
+MODEL_DIR = "model"
+"""An iteration's classifier (iter_k/model/)."""
+EXPANSION_DIR = "expansion"
+"""An iteration's seed expansion (iter_k/expansion/)."""
+NEGATIVES_DIR = "negatives"
+"""The negatives sampled from the pool when no --negatives are given."""
+RATE_FILE = "rate.json"
+"""The negatives' sampling rate (negatives/)."""
+FINAL_DIR = "final"
+"""The last iteration's collection, a pool-format folder."""
 
 
 @dataclass(frozen=True)
@@ -42,9 +54,11 @@ class MiningConfig:
     pool: str = field(metadata=flag(metavar="DIR"))
     """Pool folder (pool-*.parquet; local, gs:// or s3://)."""
     positives: tuple[str, ...] = field(metadata=flag(metavar="SRC"))
-    """Positive seed sources (local): pool folders, .parquet or .jsonl[.gz] files."""
+    """Positive seed sources (any Beam file system): pool folders, folders of .parquet /
+    .jsonl[.gz] files, or such files."""
     workdir: str = field(metadata=flag(metavar="DIR"))
-    """Local folder for all iterations' state (iter_k/, negatives/, final/, summary)."""
+    """Folder for all iterations' state (iter_k/, negatives/, final/, summary; local, gs:// or
+    s3://): the driver keeps only temporary files."""
     negatives: tuple[str, ...] = field(default=(), metadata=flag(metavar="SRC", empty_list=True))
     """Negative seed sources; empty: a seeded random sample of pool pages (docs/stages/mine.md)."""
     iterations: int = 4
@@ -89,8 +103,6 @@ class MiningConfig:
             problems.append("positives: give at least one seed source (--positives SRC)")
         if not self.workdir:
             problems.append("workdir: give a work folder (--workdir DIR)")
-        elif "://" in self.workdir:
-            problems.append("workdir: must be a local folder (the model is trained locally)")
         if self.iterations < 1:
             problems.append(f"iterations: must be >= 1, got {self.iterations}")
         if (self.budget_tokens is None) == (self.min_score is None):
@@ -111,8 +123,8 @@ class MiningConfig:
             )
         if self.num_shards < 0:
             problems.append(f"num_shards: must be >= 0, got {self.num_shards}")
-        missing = [s for s in (*self.positives, *self.negatives) if not os.path.exists(s)]
-        problems.extend(f"seed source {s} does not exist" for s in missing)
+        missing = [s for s in (*self.positives, *self.negatives) if not source_exists(s)]
+        problems.extend(f"seed source {s} does not exist or holds no files" for s in missing)
         raise_if_problems("mining config", problems)
 
     def to_json(self) -> dict[str, Any]:
@@ -138,11 +150,12 @@ class ClassifierTrainConfig:
     """What `mathcorpus classifier train` trains on and where it writes the model."""
 
     positives: tuple[str, ...] = field(metadata=flag(metavar="SRC"))
-    """Positive seed sources (local): pool folders, .parquet or .jsonl[.gz] files."""
+    """Positive seed sources (any Beam file system; read on the driver): pool folders, folders
+    of .parquet / .jsonl[.gz] files, or such files."""
     negatives: tuple[str, ...] = field(metadata=flag(metavar="SRC"))
     """Negative seed sources, the same kinds."""
     output: str = field(metadata=flag(metavar="DIR"))
-    """Model folder: model.bin, model.json, scoring_table.npz."""
+    """Model folder (any Beam file system): model.bin, model.json, scoring_table.npz."""
     text_field: str = "text"
     """Text field of JSONL/Parquet seed sources."""
     id_field: str | None = None

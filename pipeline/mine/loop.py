@@ -3,20 +3,21 @@
     mathcorpus mine --pool runs/pool --positives seed/positives.jsonl --workdir runs/mine \\
         --budget-tokens 2000000
 
-Each iteration trains, recalls (score, cut, count domains), stops or annotates and expands; every
-step is skipped when finished, so a killed run is rerun. The steps: docs/stages/mine.md.
+Each iteration draws a training sample (Beam), trains (driver), recalls (score, cut, count
+domains), stops or annotates and expands; every step is skipped when finished, so a killed run
+is rerun. Every path goes through Beam's FileSystems (local, gs://, s3://); the driver keeps
+only temporary files. The steps: docs/stages/mine.md.
 """
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import logging
 import os
-import shutil
+import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -29,20 +30,35 @@ from pipeline.core.config_errors import ConfigError
 from pipeline.core.counters import stats_document
 from pipeline.core.dead_letters import DEAD_LETTER, DEAD_LETTER_GLOB, WriteDeadLetters
 from pipeline.core.files import match_files
-from pipeline.core.run_output import OutputConflict, RunOutput, read_json, write_json_atomic
+from pipeline.core.run_output import (
+    OutputConflict,
+    RunOutput,
+    config_fingerprint,
+    read_json,
+    write_json_atomic,
+)
 from pipeline.core.stage_run import pipeline_options, run_and_count
 from pipeline.mine.classifier import (
+    HELDOUT_PART,
     METADATA_FILE,
-    SeedDoc,
-    read_seed,
-    train_classifier,
+    TRAIN_PART,
+    SeedSplit,
+    check_split,
+    train_and_publish,
 )
+from pipeline.mine.classifier_text import PREPROCESSING_VERSION
 from pipeline.mine.config import (
     ANNOTATIONS_FILE,
     CUT_FILE,
     DOMAINS_FILE,
+    EXPANSION_DIR,
+    FINAL_DIR,
     HISTOGRAM_FILE,
+    MODEL_DIR,
+    NEGATIVES_DIR,
+    RATE_FILE,
     RECALL_DIR,
+    SAMPLE_DIR,
     STATE_FILE,
     STATS_FILE,
     SUMMARY_FILE,
@@ -63,16 +79,28 @@ from pipeline.mine.domain_discovery import (
 from pipeline.mine.score_histogram import (
     ScoreHistogram,
 )
+from pipeline.mine.seed_files import SeedFile, run_folder_files, seed_files
 from pipeline.mine.transforms import (
+    BuildTrainingSample,
     JoinCollected,
     KeepCollected,
+    ReadSeedDocs,
     Recall,
     SampleNegatives,
     SeedExpansion,
+    negative_rate,
     under_accepted,
 )
+from pipeline.mine.workdir_files import (
+    concatenate,
+    delete_tree,
+    open_raw,
+    read_json_lines,
+    read_lines,
+    read_text,
+    write_text_atomic,
+)
 from pipeline.pool.schema import POOL_FILE_PREFIX, POOL_SCHEMA
-from pipeline.shards.text_sources import BadRecord, SourceFields
 
 LOG = logging.getLogger("mathcorpus.mine")
 
@@ -100,7 +128,7 @@ def _sha(data: Any) -> str:
 
 
 def iteration_dir(config: MiningConfig, k: int) -> str:
-    return os.path.join(config.workdir, f"iter_{k}")
+    return FileSystems.join(config.workdir, f"iter_{k}")
 
 
 def pool_files(pool: str) -> list[str]:
@@ -109,6 +137,13 @@ def pool_files(pool: str) -> list[str]:
     if not files:
         raise ConfigError("mining config", [f"pool: no {POOL_FILE_PREFIX}-*.parquet in {pool}"])
     return files
+
+
+def collected_tokens_of(scores_file: str) -> int:
+    """Tokens of the collected pages in one scores file."""
+    with open_raw(scores_file) as fh:
+        table = pq.read_table(fh, columns=["n_tokens", "collected"])
+    return int(table.filter(pc.field("collected")).column("n_tokens").to_numpy().sum())
 
 
 def pool_rows(files: Sequence[str]) -> int:
@@ -120,33 +155,20 @@ def pool_rows(files: Sequence[str]) -> int:
     return total
 
 
-def _read_json_lines(pattern: str) -> Iterator[dict[str, Any]]:
-    for path in sorted(glob.glob(pattern)):
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    yield json.loads(line)
+def sample_split(counters: dict[str, int]) -> SeedSplit:
+    """What went into the training sample, from the `sample` stage's counters."""
+    return SeedSplit(
+        train_positives=counters.get(f"sample.note.{TRAIN_PART}_positives", 0),
+        train_negatives=counters.get(f"sample.note.{TRAIN_PART}_negatives", 0),
+        heldout_positives=counters.get(f"sample.note.{HELDOUT_PART}_positives", 0),
+        heldout_negatives=counters.get(f"sample.note.{HELDOUT_PART}_negatives", 0),
+        duplicate_keys=counters.get("sample.dropped.duplicate_key", 0),
+        negatives_excluded=counters.get("sample.dropped.is_positive", 0),
+    )
 
 
-class SeedReader:
-    """Seed documents from sources; bad records are counted per reason (never silently lost)."""
-
-    def __init__(self) -> None:
-        self.bad: dict[str, int] = {}
-
-    def docs(self, sources: Sequence[str], fields: SourceFields) -> Iterator[SeedDoc]:
-        for source in sources:
-            if os.path.isdir(source) and glob.glob(os.path.join(source, "*-*.jsonl")):
-                files = sorted(glob.glob(os.path.join(source, "*-*.jsonl")))
-                per_file = SourceFields(text_field="text", id_field="doc_id")
-            else:
-                files, per_file = [source], fields
-            for path in files:
-                for item in read_seed(path, per_file):
-                    if isinstance(item, BadRecord):
-                        self.bad[item.reason] = self.bad.get(item.reason, 0) + 1
-                    else:
-                        yield item
+def bad_records(stats: dict[str, Any], stage: str) -> dict[str, int]:
+    return dict(stats["stages"].get(stage, {}).get("dead_lettered", {}))
 
 
 # --- steps ------------------------------------------------------------------------------------
@@ -167,10 +189,11 @@ class MiningRun:
 
     def check_workdir(self) -> None:
         cfg = self.config
-        os.makedirs(cfg.workdir, exist_ok=True)
-        state_path = os.path.join(cfg.workdir, STATE_FILE)
+        if not FileSystems.exists(cfg.workdir):
+            FileSystems.mkdirs(cfg.workdir)
+        state_path = FileSystems.join(cfg.workdir, STATE_FILE)
         fingerprint = _sha(cfg.fingerprint_fields())
-        if os.path.exists(state_path):
+        if FileSystems.exists(state_path):
             previous = read_json(state_path).get("fingerprint")
             if previous != fingerprint:
                 if not cfg.overwrite:
@@ -178,103 +201,208 @@ class MiningRun:
                         f"{cfg.workdir} holds a mining run with another config (fingerprint "
                         f"{previous} != {fingerprint}); use another --workdir or --overwrite"
                     )
-                for name in os.listdir(cfg.workdir):
-                    path = os.path.join(cfg.workdir, name)
-                    if name.startswith("iter_") or name in ("negatives", "final"):
-                        shutil.rmtree(path)
+                for name in self._step_folders():
+                    delete_tree(FileSystems.join(cfg.workdir, name))
         write_json_atomic(state_path, {"fingerprint": fingerprint, "config": cfg.to_json()})
+
+    def _step_folders(self) -> list[str]:
+        """The top-level folders of the work folder that steps wrote (iter_k/, negatives/,
+        final/), found by listing files: object stores have no folders to list."""
+        root = self.config.workdir.rstrip("/") + "/"
+        names: set[str] = set()
+        for path in match_files(FileSystems.join(self.config.workdir, "**")):
+            name = path[len(root) :].split("/", 1)[0] if path.startswith(root) else ""
+            if name.startswith("iter_") or name in ("negatives", "final"):
+                names.add(name)
+        return sorted(names)
 
     # negatives
 
-    def negative_sources(self, positive_keys: set[str]) -> tuple[list[str], str]:
-        """The negative sources and a fingerprint of them (sampling the pool when needed)."""
+    def negative_files(self) -> tuple[list[SeedFile], str]:
+        """The negative seed files and a fingerprint of them (sampling the pool when needed)."""
         cfg = self.config
         if cfg.negatives:
-            return list(cfg.negatives), _sha(list(cfg.negatives))
-        out_dir = os.path.join(cfg.workdir, "negatives")
-        files = pool_files(cfg.pool)
-        total = pool_rows(files)
-        target = cfg.negatives_per_positive * len(positive_keys)
-        rate = min(1.0, target / total) if total else 0.0
+            files = [f for source in cfg.negatives for f in self._seed_files(source)]
+            return files, _sha(list(cfg.negatives))
+        out_dir = FileSystems.join(cfg.workdir, NEGATIVES_DIR)
+        total = pool_rows(pool_files(cfg.pool))
         fields = {
             "pool": cfg.pool,
+            "pool_rows": total,
             "positives": list(cfg.positives),
+            "source_fields": cfg.fields.to_json(),
             "seed": cfg.seed,
-            "rate": rate,
+            "negatives_per_positive": cfg.negatives_per_positive,
         }
-        output = RunOutput(out_dir, fields, owned_globs=("negatives-*.jsonl", DEAD_LETTER_GLOB))
+        output = RunOutput(
+            out_dir, fields, owned_globs=("negatives-*.jsonl", RATE_FILE, DEAD_LETTER_GLOB)
+        )
         if not output.finished_with_same_config(overwrite=True):
-            LOG.info("sampling negatives from the pool (rate %.4f)", rate)
+            LOG.info("sampling negatives from the pool")
             output.begin()
             p = self._pipeline()
-            keys = p | "PositiveKeys" >> beam.Create(sorted(positive_keys))
+            positives = (
+                p
+                | "PositiveFiles" >> beam.Create([(f, True) for f in self.positive_files([])])
+                | "Spread" >> beam.Reshuffle()
+                | "ReadPositives"
+                >> beam.ParDo(ReadSeedDocs()).with_outputs(DEAD_LETTER, main="docs")
+            )
+            # About as many negatives as distinct positive keys (the paper: 500k and 500k).
+            rate = (
+                positives.docs
+                | "Keys" >> beam.Map(lambda doc: doc[0])
+                | "Distinct" >> beam.Distinct()
+                | "Count" >> beam.combiners.Count.Globally()
+                | "Rate" >> beam.Map(negative_rate, cfg.negatives_per_positive, total)
+            )
             _ = (
                 p
                 | "ReadPool"
                 >> beam.io.ReadFromParquet(self.pool_glob, columns=["doc_id", "url", "text"])
                 | "Sample"
-                >> beam.ParDo(
-                    SampleNegatives(cfg.seed, rate),
-                    positive_keys=beam.pvalue.AsDict(keys | beam.Map(lambda k: (k, True))),
-                )
+                >> beam.ParDo(SampleNegatives(cfg.seed), rate=beam.pvalue.AsSingleton(rate))
                 | "Write"
                 >> beam.io.WriteToText(
-                    os.path.join(output.staging, "negatives"), file_name_suffix=".jsonl"
+                    FileSystems.join(output.staging, "negatives"), file_name_suffix=".jsonl"
                 )
             )
+            _ = (
+                rate
+                | "RateJson" >> beam.Map(lambda r: json.dumps({"rate": r}))
+                | "WriteRate"
+                >> beam.io.WriteToText(
+                    FileSystems.join(output.staging, RATE_FILE), shard_name_template=""
+                )
+            )
+            _ = positives[DEAD_LETTER] | "WriteDead" >> WriteDeadLetters(output.staging)
             counters = run_and_count(p)
+            sampled = read_json(FileSystems.join(output.staging, RATE_FILE))
             stats = stats_document(
                 counters,
-                ["negatives"],
-                extra={"stage": "negatives", "pool_rows": total, "rate": rate},
+                ["seed_positive", "negatives"],
+                extra={"stage": "negatives", "pool_rows": total, "rate": sampled["rate"]},
             )
             output.commit(fields, stats)
-        return [out_dir], output.fingerprint
+        return run_folder_files(out_dir, "negatives"), output.fingerprint
+
+    def positive_files(self, expansions: Sequence[str]) -> list[SeedFile]:
+        """The positive seed files: `--positives`, then the earlier iterations' expansions."""
+        cfg = self.config
+        files = [f for source in cfg.positives for f in self._seed_files(source)]
+        for folder in expansions:
+            files.extend(run_folder_files(folder, "expansion"))
+        return files
+
+    def _seed_files(self, source: str) -> list[SeedFile]:
+        try:
+            return seed_files(source, self.config.fields)
+        except ValueError as exc:
+            raise ConfigError("mining config", [str(exc)]) from exc
 
     # 1. model
 
-    def train_step(
-        self, k: int, positive_sources: list[str], negative_sources: list[str], inputs: str
+    def sample_step(
+        self, k: int, positives: list[SeedFile], negatives: list[SeedFile], fields: dict[str, Any]
     ) -> dict[str, Any]:
+        """The training sample of iteration k, drawn by Beam into `iter_k/sample/`."""
         cfg = self.config
-        model_dir = os.path.join(iteration_dir(cfg, k), "model")
-        fingerprint = _sha({"inputs": inputs, "classifier": cfg.classifier.to_json()})
-        meta_path = os.path.join(model_dir, METADATA_FILE)
-        if os.path.exists(meta_path):
+        out_dir = FileSystems.join(iteration_dir(cfg, k), SAMPLE_DIR)
+        output = RunOutput(
+            out_dir,
+            fields,
+            owned_globs=(f"{TRAIN_PART}-*.txt", f"{HELDOUT_PART}-*.txt", DEAD_LETTER_GLOB),
+        )
+        if output.finished_with_same_config(overwrite=True):
+            return read_json(output.path(STATS_FILE))
+        LOG.info("iteration %d: drawing the training sample", k)
+        output.begin()
+        started = time.monotonic()
+        p = self._pipeline()
+        sample = (
+            p
+            | "SeedFiles"
+            >> beam.Create([(f, True) for f in positives] + [(f, False) for f in negatives])
+            | "Sample" >> BuildTrainingSample(output.staging, cfg.classifier)
+        )
+        _ = sample[DEAD_LETTER] | "WriteDead" >> WriteDeadLetters(output.staging)
+        counters = run_and_count(p)
+        stats = stats_document(
+            counters,
+            ["seed_positive", "seed_negative", "sample"],
+            extra={
+                "stage": "training_sample",
+                "iteration": k,
+                "split": sample_split(counters).to_json(),
+                "positive_files": len(positives),
+                "negative_files": len(negatives),
+                "elapsed_s": round(time.monotonic() - started, 3),
+            },
+        )
+        output.commit(fields, stats)
+        return stats
+
+    def train_step(
+        self, k: int, positives: list[SeedFile], negatives: list[SeedFile], inputs: str
+    ) -> dict[str, Any]:
+        """Iteration k's model: the sample drawn by Beam, fastText trained on the driver from a
+        local copy of it, the model folder copied into `iter_k/model/`."""
+        cfg = self.config
+        model_dir = FileSystems.join(iteration_dir(cfg, k), MODEL_DIR)
+        classifier = cfg.classifier.to_json()
+        sample_fields = {
+            "inputs": inputs,
+            "seed": classifier["seed"],
+            "holdout_fraction": classifier["holdout_fraction"],
+            "max_chars": classifier["max_chars"],
+            "preprocessing_version": PREPROCESSING_VERSION,
+        }
+        fingerprint = _sha({"sample": config_fingerprint(sample_fields), "classifier": classifier})
+        meta_path = FileSystems.join(model_dir, METADATA_FILE)
+        if FileSystems.exists(meta_path):
             meta = read_json(meta_path)
             if meta.get("inputs_fingerprint") == fingerprint:
                 return meta
+        sample = self.sample_step(k, positives, negatives, sample_fields)
+        split = SeedSplit(**sample["split"])
+        check_split(split)
         LOG.info("iteration %d: training the classifier", k)
-        if os.path.exists(model_dir):
-            shutil.rmtree(model_dir)
-        pos_reader, neg_reader = SeedReader(), SeedReader()
-        meta = train_classifier(
-            pos_reader.docs(positive_sources, cfg.fields),
-            neg_reader.docs(negative_sources, cfg.fields),
-            model_dir,
-            cfg.classifier,
-            seed_sources={
-                "positives": positive_sources,
-                "negatives": negative_sources,
-                "bad_positive_records": pos_reader.bad,
-                "bad_negative_records": neg_reader.bad,
+        delete_tree(model_dir)
+        sample_dir = FileSystems.join(iteration_dir(cfg, k), SAMPLE_DIR)
+        train_files = match_files(FileSystems.join(sample_dir, f"{TRAIN_PART}-*.txt"))
+        heldout_files = match_files(FileSystems.join(sample_dir, f"{HELDOUT_PART}-*.txt"))
+        seed = {
+            **split.to_json(),
+            "sources": {
+                "positives": sorted({f.path for f in positives}),
+                "negatives": sorted({f.path for f in negatives}),
+                "sample": sample_dir,
+                "bad_positive_records": bad_records(sample, "seed_positive"),
+                "bad_negative_records": bad_records(sample, "seed_negative"),
             },
-        )
-        # The fingerprint goes in last: a model.json without it is retrained on rerun.
-        meta["inputs_fingerprint"] = fingerprint
-        write_json_atomic(meta_path, meta)
-        # The training files are large and rebuilt from the seed when needed.
-        for name in ("train.txt", "heldout.txt"):
-            os.remove(os.path.join(model_dir, name))
-        return meta
+        }
+        with tempfile.TemporaryDirectory(prefix="mathcorpus-train-") as tmp:
+            # fastText reads only a local file: the sample's train files, in name (= seeded)
+            # order, are its only large driver-local file, removed after training.
+            train_path = os.path.join(tmp, "train.txt")
+            concatenate(train_files, train_path)
+            # The fingerprint goes in with model.json, last: a folder without it is retrained.
+            return train_and_publish(
+                train_path,
+                lambda: read_lines(heldout_files),
+                model_dir,
+                cfg.classifier,
+                seed,
+                extra={"inputs_fingerprint": fingerprint},
+            )
 
     # 2. recall
 
     def recall_step(self, k: int, model_meta: dict[str, Any]) -> tuple[dict[str, Any], str]:
         cfg = self.config
-        out_dir = os.path.join(iteration_dir(cfg, k), RECALL_DIR)
+        out_dir = FileSystems.join(iteration_dir(cfg, k), RECALL_DIR)
         previous_ids = (
-            os.path.join(iteration_dir(cfg, k - 1), RECALL_DIR, "collected", "ids-*.txt")
+            FileSystems.join(iteration_dir(cfg, k - 1), RECALL_DIR, "collected", "ids-*.txt")
             if k > 1
             else None
         )
@@ -307,7 +435,7 @@ class MiningRun:
         output.begin()
         started = time.monotonic()
         staging = output.staging
-        model_dir = os.path.join(iteration_dir(cfg, k), "model")
+        model_dir = FileSystems.join(iteration_dir(cfg, k), MODEL_DIR)
         p = self._pipeline()
         rows = p | "ReadPool" >> beam.io.ReadFromParquet(
             self.pool_glob, columns=["doc_id", "url", "domain", "text"]
@@ -325,13 +453,13 @@ class MiningRun:
             cfg.min_prefix_pages,
         )
         _ = recall["scores"] | "WriteScores" >> beam.io.WriteToParquet(
-            os.path.join(staging, SCORES_PREFIX),
+            FileSystems.join(staging, SCORES_PREFIX),
             schema=SCORES_SCHEMA,
             codec="zstd",
             file_name_suffix=".parquet",
         )
         _ = recall["collected"] | "WriteIds" >> beam.io.WriteToText(
-            os.path.join(staging, "collected", "ids"), file_name_suffix=".txt"
+            FileSystems.join(staging, "collected", "ids"), file_name_suffix=".txt"
         )
         for name, folder in (("domains", "domains"), ("prefixes", "prefixes")):
             _ = (
@@ -339,7 +467,7 @@ class MiningRun:
                 | f"{name}Json" >> beam.Map(lambda kv: json.dumps([kv[0], *kv[1]]))
                 | f"Write{name}"
                 >> beam.io.WriteToText(
-                    os.path.join(staging, "counts", folder), file_name_suffix=".jsonl"
+                    FileSystems.join(staging, "counts", folder), file_name_suffix=".jsonl"
                 )
             )
         for name in ("histogram", "cut"):
@@ -348,30 +476,25 @@ class MiningRun:
                 | f"{name}Json" >> beam.Map(lambda x: json.dumps(x.to_json()))
                 | f"Write{name}"
                 >> beam.io.WriteToText(
-                    os.path.join(staging, f"{name}.json"), shard_name_template=""
+                    FileSystems.join(staging, f"{name}.json"), shard_name_template=""
                 )
             )
         _ = recall[DEAD_LETTER] | "WriteDead" >> WriteDeadLetters(staging)
         counters = run_and_count(p)
         domain_rows = [
             DomainRow(d, pages, coll)
-            for d, pages, coll in _read_json_lines(os.path.join(staging, "counts", "domains-*"))
+            for d, pages, coll in read_json_lines(FileSystems.join(staging, "counts", "domains-*"))
         ]
-        with open(os.path.join(staging, DOMAINS_FILE), "w", encoding="utf-8") as fh:
-            fh.write(domain_report_csv(domain_rows, cfg.domain_threshold))
-        with open(os.path.join(staging, CUT_FILE), encoding="utf-8") as fh:
-            cut_json = json.load(fh)
+        write_text_atomic(
+            FileSystems.join(staging, DOMAINS_FILE),
+            domain_report_csv(domain_rows, cfg.domain_threshold),
+        )
+        cut_json = read_json(FileSystems.join(staging, CUT_FILE))
         overlap_in = counters.get("overlap.in", 0)
         select_kept = counters.get("select.kept", 0)
-        with open(os.path.join(staging, HISTOGRAM_FILE), encoding="utf-8") as fh:
-            hist_total = ScoreHistogram.from_json(json.load(fh))
-        collected_tokens = sum(
-            int(t.column("n_tokens").to_numpy().sum())
-            for t in (
-                pq.read_table(f, columns=["n_tokens", "collected"]).filter(pc.field("collected"))
-                for f in sorted(glob.glob(os.path.join(staging, f"{SCORES_PREFIX}-*.parquet")))
-            )
-        )
+        hist_total = ScoreHistogram.from_json(read_json(FileSystems.join(staging, HISTOGRAM_FILE)))
+        scores = match_files(FileSystems.join(staging, f"{SCORES_PREFIX}-*.parquet"))
+        collected_tokens = sum(collected_tokens_of(f) for f in scores)
         stats = stats_document(
             counters,
             ["score", "select", "overlap"],
@@ -395,28 +518,29 @@ class MiningRun:
 
     def _read_collected(self, p: beam.Pipeline, k: int) -> beam.PCollection:
         """The doc ids iteration k collected."""
-        pattern = os.path.join(iteration_dir(self.config, k), RECALL_DIR, "collected", "ids-*.txt")
+        pattern = FileSystems.join(
+            iteration_dir(self.config, k), RECALL_DIR, "collected", "ids-*.txt"
+        )
         return p | "ReadCollected" >> beam.io.ReadFromText(pattern)
 
     def _recall_fingerprint(self, k: int) -> str:
-        config_path = os.path.join(iteration_dir(self.config, k), RECALL_DIR, "config.json")
-        return read_json(config_path)["fingerprint"] if os.path.exists(config_path) else ""
+        config_path = FileSystems.join(iteration_dir(self.config, k), RECALL_DIR, "config.json")
+        return read_json(config_path)["fingerprint"] if FileSystems.exists(config_path) else ""
 
     # 4. annotation
 
     def annotation_step(self, k: int, recall_fingerprint: str) -> list[PrefixRow] | None:
         """The iteration's annotations; None when the run must pause for a person."""
         cfg = self.config
-        path = os.path.join(iteration_dir(cfg, k), ANNOTATIONS_FILE)
+        path = FileSystems.join(iteration_dir(cfg, k), ANNOTATIONS_FILE)
         meta_path = path + ".meta.json"
         rows: list[PrefixRow] | None = None
-        fresh = os.path.exists(path) and os.path.exists(meta_path)
+        fresh = FileSystems.exists(path) and FileSystems.exists(meta_path)
         if fresh and read_json(meta_path).get("recall") == recall_fingerprint:
-            with open(path, encoding="utf-8") as fh:
-                rows = read_annotations(fh.read(), origin=path)
+            rows = read_annotations(read_text(path), origin=path)
         if rows is None:
-            counts = _read_json_lines(
-                os.path.join(iteration_dir(cfg, k), RECALL_DIR, "counts", "prefixes-*")
+            counts = read_json_lines(
+                FileSystems.join(iteration_dir(cfg, k), RECALL_DIR, "counts", "prefixes-*")
             )
             rows = [PrefixRow(prefix, pages, coll) for prefix, pages, coll in counts]
         if not cfg.pause_for_annotation:
@@ -426,10 +550,7 @@ class MiningRun:
                 else PrefixRow(r.prefix, r.pages, r.collected, auto_decision(r, cfg.auto_accept))
                 for r in rows
             ]
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(annotation_csv(rows))
-        os.replace(tmp, path)
+        write_text_atomic(path, annotation_csv(rows))
         write_json_atomic(meta_path, {"recall": recall_fingerprint})
         if undecided(rows):
             return None
@@ -441,7 +562,7 @@ class MiningRun:
         self, k: int, recall_fingerprint: str, accepted: list[str]
     ) -> tuple[dict[str, Any], str]:
         cfg = self.config
-        out_dir = os.path.join(iteration_dir(cfg, k), "expansion")
+        out_dir = FileSystems.join(iteration_dir(cfg, k), EXPANSION_DIR)
         fields = {"recall": recall_fingerprint, "accepted": accepted}
         output = RunOutput(out_dir, fields, owned_globs=("expansion-*.jsonl",))
         if output.finished_with_same_config(overwrite=True):
@@ -461,7 +582,7 @@ class MiningRun:
             | "Uncollected" >> beam.ParDo(SeedExpansion())
             | "Write"
             >> beam.io.WriteToText(
-                os.path.join(output.staging, "expansion"), file_name_suffix=".jsonl"
+                FileSystems.join(output.staging, "expansion"), file_name_suffix=".jsonl"
             )
         )
         counters = run_and_count(p)
@@ -482,7 +603,7 @@ class MiningRun:
 
     def final_step(self, k: int, recall_fingerprint: str) -> dict[str, Any]:
         cfg = self.config
-        out_dir = os.path.join(cfg.workdir, "final")
+        out_dir = FileSystems.join(cfg.workdir, FINAL_DIR)
         fields = {"recall": recall_fingerprint, "iteration": k, "num_shards": cfg.num_shards}
         output = RunOutput(out_dir, fields, owned_globs=(f"{POOL_FILE_PREFIX}-*.parquet",))
         if output.finished_with_same_config(overwrite=True):
@@ -496,7 +617,7 @@ class MiningRun:
             | "Keep" >> beam.ParDo(KeepCollected())
             | "Write"
             >> beam.io.WriteToParquet(
-                os.path.join(output.staging, POOL_FILE_PREFIX),
+                FileSystems.join(output.staging, POOL_FILE_PREFIX),
                 schema=POOL_SCHEMA,
                 codec="zstd",
                 file_name_suffix=".parquet",
@@ -522,9 +643,7 @@ class MiningRun:
         cfg = self.config
         self.check_workdir()
         pool_files(cfg.pool)  # a clear error before any work when the pool is empty
-        reader = SeedReader()
-        positive_keys = {d.key for d in reader.docs(list(cfg.positives), cfg.fields)}
-        negative_sources, negatives_fp = self.negative_sources(positive_keys)
+        negative_files, negatives_fp = self.negative_files()
         iterations: list[dict[str, Any]] = []
         expansions: list[str] = []
         expansion_fps: list[str] = []
@@ -532,7 +651,6 @@ class MiningRun:
         last_recall_fp = ""
         k = 0
         for k in range(1, cfg.iterations + 1):
-            positive_sources = [*cfg.positives, *expansions]
             inputs = _sha(
                 {
                     "positives": list(cfg.positives),
@@ -541,7 +659,8 @@ class MiningRun:
                     "fields": cfg.fields.to_json(),
                 }
             )
-            meta = self.train_step(k, positive_sources, negative_sources, inputs)
+            positive_files = self.positive_files(expansions)
+            meta = self.train_step(k, positive_files, negative_files, inputs)
             recall, last_recall_fp = self.recall_step(k, meta)
             summary = iteration_summary(k, meta, recall)
             iterations.append(summary)
@@ -559,7 +678,7 @@ class MiningRun:
                 raise ConfigError("annotations", [str(exc)]) from exc
             if rows is None:
                 status = PAUSED
-                summary["paused_for_annotation"] = os.path.join(
+                summary["paused_for_annotation"] = FileSystems.join(
                     iteration_dir(cfg, k), ANNOTATIONS_FILE
                 )
                 self._write_iteration(k, summary)
@@ -570,7 +689,7 @@ class MiningRun:
             summary["prefixes_accepted"] = accepted
             summary["expansion_pages"] = expansion["pages_added"]
             self._write_iteration(k, summary)
-            expansions.append(os.path.join(iteration_dir(cfg, k), "expansion"))
+            expansions.append(FileSystems.join(iteration_dir(cfg, k), EXPANSION_DIR))
             expansion_fps.append(expansion_fp)
         result: dict[str, Any] = {
             "status": status,
@@ -581,16 +700,18 @@ class MiningRun:
         if status == FINISHED:
             final = self.final_step(k, last_recall_fp)
             result["final"] = {
-                "path": os.path.join(cfg.workdir, "final"),
+                "path": FileSystems.join(cfg.workdir, FINAL_DIR),
                 "pages": final["pages_written"],
             }
-        write_json_atomic(os.path.join(cfg.workdir, SUMMARY_FILE), result)
-        with open(os.path.join(cfg.workdir, SUMMARY_TABLE), "w", encoding="utf-8") as fh:
-            fh.write(summary_table(iterations) + "\n")
+        write_text_atomic(
+            FileSystems.join(cfg.workdir, SUMMARY_TABLE), summary_table(iterations) + "\n"
+        )
+        # summary.json last: a work folder with it holds a finished (or paused) run.
+        write_json_atomic(FileSystems.join(cfg.workdir, SUMMARY_FILE), result)
         return result
 
     def _write_iteration(self, k: int, summary: dict[str, Any]) -> None:
-        write_json_atomic(os.path.join(iteration_dir(self.config, k), STATS_FILE), summary)
+        write_json_atomic(FileSystems.join(iteration_dir(self.config, k), STATS_FILE), summary)
 
 
 def iteration_summary(k: int, meta: dict[str, Any], recall: dict[str, Any]) -> dict[str, Any]:

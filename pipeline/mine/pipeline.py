@@ -20,7 +20,8 @@ from pipeline.core.config_flags import add_config_flags
 from pipeline.core.stage_cli import stage_main, stage_parser
 from pipeline.mine.classifier import train_classifier
 from pipeline.mine.config import ClassifierTrainConfig, MiningConfig
-from pipeline.mine.loop import PAUSED, SeedReader, run_mining, summary_table
+from pipeline.mine.loop import PAUSED, run_mining, summary_table
+from pipeline.mine.seed_files import SeedReader
 
 EXIT_PAUSED = 3
 

@@ -1,32 +1,37 @@
 """Beam pieces of the mining loop: thin DoFns over the pure logic.
 
-`ScorePages` (model loaded once per worker), `MarkCollected`, domain and prefix counts, `Recall`
-(one iteration's scoring graph), and the row filters `SampleNegatives`, `SeedExpansion`,
-`KeepCollected`; counters follow pipeline/core/counters.py (docs/stages/mine.md).
+`ScorePages` (model read from the work folder once per worker), `MarkCollected`, domain and
+prefix counts, `Recall` (one iteration's scoring graph), `BuildTrainingSample` (the classifier's
+training sample, written into the work folder), and the row filters `SampleNegatives`,
+`SeedExpansion`, `KeepCollected`; counters follow pipeline/core/counters.py
+(docs/stages/mine.md).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.core.counters import StageCounter
 from pipeline.core.dead_letters import DEAD_LETTER, DeadLetter, dead_letter_output
 from pipeline.mine.classifier import (
-    METADATA_FILE,
-    TABLE_FILE,
+    HELDOUT_PART,
+    TRAIN_PART,
+    ClassifierConfig,
     MathScorer,
+    choose_example,
+    placement,
     probability,
+    sample_file_name,
     seeded_fraction,
+    training_line,
 )
 from pipeline.mine.domain_discovery import DomainRow, path_prefixes, under_prefixes
 from pipeline.mine.score_histogram import (
@@ -36,6 +41,8 @@ from pipeline.mine.score_histogram import (
     cut_for_budget,
     cut_for_min_score,
 )
+from pipeline.mine.seed_files import SeedFile, read_seed_file
+from pipeline.shards.text_sources import BadRecord
 
 # Without a tokenizer, tokens are estimated as characters / 4: English BPE vocabularies of
 # 32k-100k entries (GPT-2, Llama, DeepSeek) average about 4 characters per token on web text.
@@ -45,21 +52,6 @@ CHARS_PER_TOKEN_ESTIMATE = 4.0
 def estimate_tokens(text: str) -> int:
     """The documented estimate used when no tokenizer is given."""
     return math.ceil(len(text) / CHARS_PER_TOKEN_ESTIMATE)
-
-
-def local_model_dir(model_dir: str) -> str:
-    """The model folder on local disk: itself, or a temporary copy of a gs:// / s3:// one (only
-    model.json and the 8 MB scoring table: scoring never needs the 2 GB model.bin)."""
-    if "://" not in model_dir:
-        return model_dir
-    tmp = tempfile.mkdtemp(prefix="mathcorpus-model-")
-    for name in (TABLE_FILE, METADATA_FILE):
-        with (
-            FileSystems.open(FileSystems.join(model_dir, name)) as src,
-            open(os.path.join(tmp, name), "wb") as dst,
-        ):
-            shutil.copyfileobj(src, dst)
-    return tmp
 
 
 def dead_letter(stage: str, reason: str, error: str, row: dict[str, Any]) -> pvalue.TaggedOutput:
@@ -84,7 +76,9 @@ class ScorePages(beam.DoFn):
         self.tokenizer_path = tokenizer_path
 
     def setup(self) -> None:
-        self.scorer = MathScorer.load(local_model_dir(self.model_dir))
+        # The model folder is a work-folder path (local, gs://, s3://): read through FileSystems
+        # here on the worker, the 8 MB scoring table into memory.
+        self.scorer = MathScorer.load(self.model_dir)
         self.tokenizer = None
         if self.tokenizer_path:
             from tokenizer.loading import load_tokenizer
@@ -159,23 +153,20 @@ def sum_pairs(pairs: Iterable[tuple[int, int]]) -> tuple[int, int]:
 
 
 class SampleNegatives(beam.DoFn):
-    """A seeded Bernoulli sample of pool pages, positives excluded (by doc_id)."""
+    """A seeded Bernoulli sample of pool pages at `rate` (a side input: it depends on how many
+    positives there are). Positives among them are dropped later, by `PlaceSample`."""
 
-    def __init__(self, seed: int, rate: float) -> None:
+    def __init__(self, seed: int) -> None:
         self.seed = seed
-        self.rate = rate
 
     def setup(self) -> None:
         self.counter = StageCounter("negatives")
 
-    def process(self, row: dict[str, Any], positive_keys: Any) -> Iterator[str]:
+    def process(self, row: dict[str, Any], rate: float) -> Iterator[str]:
         self.counter.entered()
         doc_id = str(row.get("doc_id") or "")
-        if seeded_fraction(self.seed, "negative", doc_id) >= self.rate:
+        if seeded_fraction(self.seed, "negative", doc_id) >= rate:
             self.counter.dropped("not_sampled")
-            return
-        if doc_id in positive_keys:
-            self.counter.dropped("is_positive")
             return
         if not isinstance(row.get("text"), str) or not row["text"].strip():
             self.counter.dropped("empty_text")
@@ -184,6 +175,130 @@ class SampleNegatives(beam.DoFn):
         yield json.dumps(
             {"doc_id": doc_id, "url": row.get("url"), "text": row["text"]}, ensure_ascii=False
         )
+
+
+def negative_rate(positives: int, negatives_per_positive: float, pool_rows: int) -> float:
+    """The sampling rate that draws about `negatives_per_positive` pool pages per positive."""
+    if pool_rows <= 0:
+        return 0.0
+    return min(1.0, negatives_per_positive * positives / pool_rows)
+
+
+# --- the classifier's training sample ---------------------------------------------------------
+
+
+class ReadSeedDocs(beam.DoFn):
+    """(SeedFile, is_math) -> (key, is_math, text) for every usable record of the file.
+
+    Stages `seed_positive` / `seed_negative`: dropped `empty_text`, dead letters per
+    BadRecord reason (pipeline/shards/text_sources.py)."""
+
+    def setup(self) -> None:
+        self.counters = {True: StageCounter("seed_positive"), False: StageCounter("seed_negative")}
+
+    def process(self, element: tuple[SeedFile, bool]) -> Iterator[Any]:
+        seed_file, is_math = element
+        counter = self.counters[is_math]
+        for item in read_seed_file(seed_file):
+            counter.entered()
+            if isinstance(item, BadRecord):
+                counter.dead_lettered(item.reason)
+                yield dead_letter_output(
+                    DeadLetter(
+                        counter.stage, item.reason, item.error, item.input_file, offset=item.row
+                    )
+                )
+            elif not item.text.strip():
+                counter.dropped("empty_text")
+            else:
+                counter.kept()
+                yield item.doc_id, is_math, item.text
+
+
+def keyed_training_line(doc: tuple[str, bool, str], max_chars: int) -> tuple[str, Any]:
+    """(key, (is_math, training line)): the page is cut to `max_chars` before any shuffle."""
+    key, is_math, text = doc
+    return key, (is_math, training_line(is_math, text, max_chars))
+
+
+class PlaceSample(beam.DoFn):
+    """(key, [(is_math, line)]) -> ((part, bucket), (order, line)) for the one example kept.
+
+    Stage `sample`: in = seed examples; kept = one per key; dropped `duplicate_key`,
+    `is_positive` (a negative whose key is a positive). Notes count what went where
+    (`train_positives`, `heldout_negatives`, ...)."""
+
+    def __init__(self, config: ClassifierConfig) -> None:
+        self.config = config
+
+    def setup(self) -> None:
+        self.counter = StageCounter("sample")
+
+    def process(self, element: tuple[str, Iterable[tuple[bool, str]]]) -> Iterator[Any]:
+        key, examples = element
+        choice = choose_example(list(examples))
+        self.counter.entered(1 + choice.duplicates + choice.negatives_excluded)
+        self.counter.kept()
+        if choice.duplicates:
+            self.counter.dropped("duplicate_key", choice.duplicates)
+        if choice.negatives_excluded:
+            self.counter.dropped("is_positive", choice.negatives_excluded)
+        place = placement(key, self.config)
+        part = HELDOUT_PART if place.heldout else TRAIN_PART
+        self.counter.note(f"{part}_{'positives' if choice.is_math else 'negatives'}")
+        yield (part, place.bucket), (place.order, choice.line)
+
+
+class WriteSampleBucket(beam.DoFn):
+    """((part, bucket), [(order, line)]) -> `<folder>/<part>-<bucket>.txt`, lines sorted by
+    (order, line): the files in name order are the sample in its seeded order."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def process(
+        self, element: tuple[tuple[str, int], Iterable[tuple[float, str]]]
+    ) -> Iterator[str]:
+        (part, bucket), lines = element
+        path = FileSystems.join(self.folder, sample_file_name(part, bucket))
+        # Written in place: the folder is a run folder's staging area, renamed only on success;
+        # a retried bundle writes the same bytes again.
+        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            for _order, line in sorted(lines):
+                fh.write(line.encode("utf-8"))
+        yield path
+
+
+class BuildTrainingSample(beam.PTransform):
+    """(SeedFile, is_math) pairs -> the classifier's training sample written into `folder`:
+    `train-NNNNN.txt` and `heldout-NNNNN.txt` (fastText lines, FORMAT.md "Mining work folder").
+
+    The same lines, split and order as `write_training_files` (one example per key, positives
+    first; the held-out split and the order from a seeded hash of the key), so a model trained on
+    the concatenated train files is the one `mathcorpus classifier train` makes from the same
+    seed. Output: {"files": written paths, DEAD_LETTER: unreadable seed records}."""
+
+    def __init__(self, folder: str, config: ClassifierConfig) -> None:
+        super().__init__()
+        self.folder = folder
+        self.config = config
+
+    def expand(self, seed_files: beam.PCollection) -> dict[str, beam.PCollection]:
+        max_chars = self.config.max_chars
+        docs = (
+            seed_files
+            | "Spread" >> beam.Reshuffle()
+            | "Read" >> beam.ParDo(ReadSeedDocs()).with_outputs(DEAD_LETTER, main="docs")
+        )
+        files = (
+            docs.docs
+            | "Line" >> beam.Map(keyed_training_line, max_chars)
+            | "ByKey" >> beam.GroupByKey()
+            | "Place" >> beam.ParDo(PlaceSample(self.config))
+            | "ByBucket" >> beam.GroupByKey()
+            | "WriteBuckets" >> beam.ParDo(WriteSampleBucket(self.folder))
+        )
+        return {"files": files, DEAD_LETTER: docs[DEAD_LETTER]}
 
 
 def under_accepted(row: dict[str, Any], accepted: Iterable[str]) -> bool:

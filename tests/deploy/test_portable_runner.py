@@ -13,6 +13,7 @@ inputs with the given Beam args and returns (stats, rows).
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -35,6 +36,7 @@ from pipeline.decontaminate.config import DecontaminateConfig
 from pipeline.decontaminate.pipeline import run_decontaminate
 from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.pipeline import run_dedup
+from pipeline.mine.pipeline import main as mine_main
 from pipeline.pool.config import PoolConfig
 from pipeline.pool.pipeline import main as pool_main
 from pipeline.pool.pipeline import run_pool
@@ -214,14 +216,25 @@ def folder_records(out: Path) -> list[dict[str, Any]]:
             records.extend({**where, **row} for row in pq.read_table(path).to_pylist())
         elif path.suffix == ".jsonl":
             lines = path.read_text().splitlines()
-            records.extend({**where, **json.loads(line)} for line in lines if line.strip())
+            values = [json.loads(line) for line in lines if line.strip()]
+            # A line is an object (rows, dead letters) or another JSON value (count pairs).
+            records.extend(
+                {**where, **(v if isinstance(v, dict) else {"value": v})} for v in values
+            )
         elif path.suffix == ".json":
             records.append(
                 {**where, "_file": rel.name, **without_timing(json.loads(path.read_text()))}
             )
-        elif path.suffix == ".npz":  # the decontamination index, written by the driver
+        elif path.suffix in (".npz", ".bin"):  # indexes and models, written by the driver
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
             records.append({**where, "_file": rel.name, "sha256": digest})
+        elif path.suffix == ".txt":  # id lists, training samples: one record per line
+            records.extend({**where, "line": line} for line in path.read_text().splitlines())
+        elif path.suffix == ".csv":
+            with path.open(newline="") as fh:
+                records.extend({**where, "_file": rel.name, **row} for row in csv.DictReader(fh))
+        elif path.suffix == ".md":
+            records.append({**where, "_file": rel.name, "text": path.read_text()})
         else:
             raise AssertionError(f"unexpected output file {rel}: teach folder_records to read it")
     return records
@@ -275,11 +288,45 @@ def run_decontaminate_case(inputs: Inputs, out: Path, beam_args: list[str]) -> R
     return stats, records
 
 
+def run_mine_case(inputs: Inputs, out: Path, beam_args: list[str]) -> RunResult:
+    # `mathcorpus mine` through its CLI: every Beam step of the loop (negatives, training
+    # sample, recall, expansion, final) is submitted with the same Beam args; fastText trains on
+    # the driver from the sample the workers wrote. Two iterations; the budget (~1/3 of the
+    # pool's math tokens) leaves uncollected math pages, so the second one's seed holds the
+    # first one's expansion.
+    argv = [
+        "--pool", str(inputs.pool), "--positives", inputs.sample.seed_positives,
+        "--workdir", str(out), "--budget-tokens", "15000", "--iterations", "2",
+        "--bucket", "100000", *beam_args,
+    ]  # fmt: skip
+    assert mine_main(argv) == 0
+    summary = read_json(str(out / "summary.json"))
+    assert summary["iterations"][0]["expansion_pages"] > 0, summary
+    # Every run folder's funnel and every iteration's summary; the two work folders differ only
+    # in their path, which the driver writes into mining.json, model.json and summary.json.
+    folders = {
+        str(path.parent.relative_to(out)): read_json(str(path))
+        for path in sorted(out.rglob(STATS_FILE))
+        if "_staging" not in path.parts
+    }
+    stats = {
+        "all_balanced": all(s.get("all_balanced", True) for s in folders.values()),
+        "folders": folders,
+    }
+    assert any("iter_2" in folder for folder in folders), sorted(folders)
+
+    def relative(data: Any) -> Any:
+        return json.loads(json.dumps(data, default=str).replace(str(out), "<workdir>"))
+
+    return relative(stats), relative(folder_records(out))
+
+
 CASES = [
     PortableCase("pool", run_pool_case),
     PortableCase("dedup", run_dedup_case),
     PortableCase("decontaminate", run_decontaminate_case),
     PortableCase("shards", run_shards_case),
+    PortableCase("mine", run_mine_case),
 ]
 
 

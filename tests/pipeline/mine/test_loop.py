@@ -29,6 +29,7 @@ from pipeline.mine.pipeline import main as mine_main
 from pipeline.pool.config import PoolConfig
 from pipeline.pool.pipeline import run_pool
 from pipeline.pool.schema import POOL_SCHEMA
+from tests.pipeline.mine import scheme_filesystem
 
 FORUM = "talk.example"
 
@@ -162,13 +163,56 @@ def test_pause_for_annotation_and_resume(pool, sample, tmp_path: Path, capsys) -
     assert summary["stopped_because"] == "max_iterations" and summary["final_iteration"] == 2
 
 
+def test_workdir_and_inputs_on_a_non_local_file_system(
+    mined, pool: Path, sample: SampleCrawl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pool, positives and work folder as `mctest://` paths (a Beam file system over a local
+    folder): only code that goes through FileSystems can run, and the result is the local one."""
+    workdir, result = mined
+    root = tmp_path / "store"
+    scheme_filesystem.use_root(str(root))
+    shutil.copytree(pool, root / "pool")
+    (root / "seed").mkdir()
+    shutil.copy(sample.seed_positives, root / "seed" / "positives.jsonl")
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # a path used as a local one would land here
+    remote = MiningConfig(
+        pool="mctest://pool",
+        positives=("mctest://seed/positives.jsonl",),
+        workdir="mctest://w",
+        min_score=0.5,
+        classifier=ClassifierConfig(bucket=200_000),
+    )
+    again = run_mining(remote)
+    assert again["iterations"] == result["iterations"]
+    assert again["final"] == {"path": "mctest://w/final", "pages": result["final"]["pages"]}
+    assert list(elsewhere.iterdir()) == []
+    k = result["final_iteration"]
+    assert collected_urls(root / "w", k) == collected_urls(workdir, k)
+    for name in ("model.bin", "scoring_table.npz", "model.json"):
+        assert (root / "w" / "iter_1" / "model" / name).is_file()
+    assert sorted(p.name for p in (root / "w" / "iter_1" / "sample").glob("train-*.txt"))
+    # Killed during the last recall: rerun over the same paths continues to the same result.
+    (root / "w" / f"iter_{k}" / "recall" / "stats.json").unlink()
+    (root / "w" / "summary.json").unlink()
+    assert run_mining(remote)["iterations"] == result["iterations"]
+
+
 def test_config_problems_are_listed(tmp_path: Path, capsys) -> None:
     with pytest.raises(ConfigError) as info:
-        MiningConfig(pool="", positives=(), workdir="gs://b/w", min_score=2.0, converged=3)
+        MiningConfig(pool="", positives=(), workdir="", min_score=2.0, converged=3)
     for fragment in ("pool", "positives", "workdir", "min_score", "converged"):
         assert fragment in str(info.value)
     code = mine_main(
         ["--pool", str(tmp_path), "--positives", str(tmp_path), "--workdir", str(tmp_path / "w"),
+         "--budget-tokens", "100"]
+    )  # fmt: skip
+    assert code == 2 and "holds no files" in capsys.readouterr().err
+    positives = tmp_path / "positives.jsonl"
+    positives.write_text('{"text": "$x^2$"}\n')
+    code = mine_main(
+        ["--pool", str(tmp_path), "--positives", str(positives), "--workdir", str(tmp_path / "w"),
          "--budget-tokens", "100"]
     )  # fmt: skip
     assert code == 2 and "pool-*.parquet" in capsys.readouterr().err
