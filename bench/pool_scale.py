@@ -201,10 +201,17 @@ def run_ours(
     work: Path,
     rss_limit_mib: float | None,
     source: Path | None = None,
+    beam_args: tuple[str, ...] = (),
 ) -> SizeRun:
-    """`mathcorpus pool --input FILES --output work/pool` as a user types it."""
+    """`mathcorpus pool --input FILES --output work/pool [BEAM ARGS]` as a user types it."""
     output = work / "pool"
-    command = [str(OURS_CLI), "pool", "--input", *map(str, files), "--output", str(output)]
+    command = [
+        str(OURS_CLI),
+        "pool",
+        *("--input", *map(str, files)),
+        *("--output", str(output)),
+        *beam_args,
+    ]
     m = run_measured(
         command,
         work / "ours.log",
@@ -400,6 +407,13 @@ def main(argv: list[str] | None = None) -> int:
         help="run the console script on this checkout's packages (e.g. a git worktree of a "
         "commit) instead of the working tree's",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="also run ours with this many local worker processes (Beam's multi_processing "
+        "mode) at each size and print the speed-up over one",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON result path")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
     args = parser.parse_args(argv)
@@ -455,6 +469,35 @@ def main(argv: list[str] | None = None) -> int:
             if run.returncode:
                 print(f"  ours failed; log: {run.log}", flush=True)
                 print("  " + "\n  ".join(Path(run.log).read_text().splitlines()[-15:]))
+            if args.workers > 1:
+                parallel_work = tmp / f"run-{size}-workers-{args.workers}"
+                parallel_work.mkdir()
+                parallel = run_ours(
+                    files,
+                    size,
+                    parallel_work,
+                    rss_limit_mib,
+                    args.source,
+                    (
+                        f"--direct_num_workers={args.workers}",
+                        "--direct_running_mode=multi_processing",
+                    ),
+                )
+                speedup = _ratio(parallel.pages_per_s, run.pages_per_s)
+                inputs[size]["workers"] = {
+                    "workers": args.workers,
+                    "returncode": parallel.returncode,
+                    "wall_s": parallel.wall_s,
+                    "pages_per_s": parallel.pages_per_s,
+                    "peak_rss_mib": parallel.peak_rss_mib,
+                    "speedup_vs_one": speedup,
+                }
+                print(
+                    f"  ours x{args.workers} workers: rc {parallel.returncode}  "
+                    f"{parallel.wall_s:7.1f} s  {parallel.pages_per_s:6.1f} pages/s  peak RSS "
+                    f"{parallel.peak_rss_mib:6.0f} MiB  speed-up {speedup}",
+                    flush=True,
+                )
             if args.datatrove:
                 dt = run_datatrove(folder, size, work, rss_limit_mib)
                 theirs.append(dt)
