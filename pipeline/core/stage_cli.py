@@ -11,6 +11,7 @@ from typing import Any
 from pipeline.core.config_errors import ConfigError
 from pipeline.core.config_flags import add_config_flags, config_from_flags
 from pipeline.core.run_output import OutputConflict
+from pipeline.core.stage_run import pipeline_options
 
 BEAM_EPILOG = (
     "Any other --option is passed to Apache Beam (e.g. --runner, "
@@ -46,6 +47,9 @@ def stage_main(
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args, beam_args = parser.parse_known_args(argv)
     try:
+        # The file systems get the Beam options (object store endpoints, credentials) before
+        # the config checks its paths exist.
+        pipeline_options(beam_args)
         config = config_from_flags(cls, args)
         result = run(config, beam_args)
     except (ConfigError, OutputConflict, *errors) as exc:

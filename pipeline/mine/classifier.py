@@ -285,6 +285,29 @@ def train_fasttext(train_path: str, config: ClassifierConfig) -> Any:
     )
 
 
+def _train_and_save(train_path: str, config: ClassifierConfig, model_path: str) -> None:
+    train_fasttext(train_path, config).save_model(model_path)
+
+
+def train_fasttext_isolated(train_path: str, config: ClassifierConfig, model_path: str) -> Any:
+    """Train in a fresh process, save to `model_path`, load it here.
+
+    Why: the same training file and settings (one thread) gave a model in a fresh process but
+    stopped with fastText's "Encountered NaN" inside a driver that had run the loop's earlier
+    steps (measured on the object-store test's pool; fastText's result depended on the process's
+    history). A spawned process starts clean, so the model depends only on its inputs.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import fasttext
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        pool.submit(_train_and_save, train_path, config, model_path).result()
+    return fasttext.load_model(model_path)
+
+
 class MathScorer:
     """A loaded model: the log-odds that a page is math (docs/stages/mine.md).
 
@@ -459,10 +482,9 @@ def train_and_publish(
     `heldout_lines` gives the held-out `__label__X text` lines (read once)."""
     with tempfile.TemporaryDirectory(prefix="mathcorpus-classifier-") as tmp:
         started = time.monotonic()
-        model = train_fasttext(train_path, config)
-        train_s = time.monotonic() - started
         local_model = os.path.join(tmp, MODEL_FILE)
-        model.save_model(local_model)
+        model = train_fasttext_isolated(train_path, config, local_model)
+        train_s = time.monotonic() - started
         model_sha256 = file_sha256(local_model)
         scorer = MathScorer.from_model(model, config.max_chars, model_sha256)
         local_table = os.path.join(tmp, TABLE_FILE)
