@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -151,33 +152,15 @@ def main() -> int:
 
     figures["language_id"] = timed(lang_all, args.repeat)
 
-    for name in EXTRACTOR_NAMES:
-        extractor = get_extractor(name)
-
-        def end_to_end(extractor=extractor) -> int:
-            n = 0
-            with warc.open("rb") as fh:
-                for rec in iter_warc_records(fh, str(warc), 5 * 1024 * 1024):
-                    url = normalize_url(rec.url)
-                    doc_id(url)
-                    decoded = decode_html(rec.payload, rec.content_type)
-                    text = extract_page(decoded.text, extractor, url=url).text
-                    identifier.identify(text)
-                    n += 1
-            return n
-
-        figures[f"end_to_end_{name}"] = timed(end_to_end, args.repeat)
-
-    # The same default path plus what the pool adds per page for dedup (text hash, MinHash band
-    # keys in batches of 64): the work the Beam pool does per page, as plain functions.
+    # With dedup keys: what the pool adds per page (text hash, MinHash band keys in batches of
+    # 64), i.e. the work the Beam pool does per page, as plain functions.
     from pipeline.dedup.exact import text_hash
     from pipeline.dedup.minhash import MinHashConfig, text_band_keys
 
     minhash = MinHashConfig()
-    resiliparse = get_extractor("resiliparse")
     text_band_keys(["warm up the compiled kernels"], minhash)
 
-    def end_to_end_with_keys() -> int:
+    def end_to_end(extractor: Any, with_keys: bool) -> int:
         n = 0
         batch: list[str] = []
         with warc.open("rb") as fh:
@@ -185,19 +168,26 @@ def main() -> int:
                 url = normalize_url(rec.url)
                 doc_id(url)
                 decoded = decode_html(rec.payload, rec.content_type)
-                text = extract_page(decoded.text, resiliparse, url=url).text
+                text = extract_page(decoded.text, extractor, url=url).text
                 identifier.identify(text)
-                text_hash(text)
-                batch.append(text)
-                if len(batch) == 64:
-                    text_band_keys(batch, minhash)
-                    batch = []
                 n += 1
+                if with_keys:
+                    text_hash(text)
+                    batch.append(text)
+                    if len(batch) == 64:
+                        text_band_keys(batch, minhash)
+                        batch = []
         if batch:
             text_band_keys(batch, minhash)
         return n
 
-    figures["end_to_end_resiliparse_with_dedup_keys"] = timed(end_to_end_with_keys, args.repeat)
+    for name in EXTRACTOR_NAMES:
+        extractor = get_extractor(name)
+        figures[f"end_to_end_{name}"] = timed(lambda e=extractor: end_to_end(e, False), args.repeat)
+    resiliparse = get_extractor("resiliparse")
+    figures["end_to_end_resiliparse_with_dedup_keys"] = timed(
+        lambda: end_to_end(resiliparse, True), args.repeat
+    )
 
     # The real Beam pipeline (FnApiRunner, one process), on several copies of the pages.
     from pipeline.pool.config import PoolConfig
