@@ -1,9 +1,11 @@
 """A compact hashed n-gram index of benchmark texts, and the page matcher (no Beam here).
 
 DeepSeekMath section 2.1: a page is contaminated when it holds any n-gram (n = 10) of a benchmark
-text, or the whole of a text of `min_short` to n-1 grams. 64-bit keys in sorted arrays with a
-bucket table and a bit filter; Numba kernels in ngram_index_kernel.py, identical pure-Python
-reference functions here. Keys, storage and sizes: docs/stages/decontaminate.md.
+text, or the whole of a text of `min_short` to n-1 grams; a window counts as evidence only when
+it carries prose (`is_evidence`: distinct words and their letters), so a formula or a numbered
+list anyone writes is never a key. 64-bit keys in sorted arrays with a bucket table and a bit
+filter; Numba kernels in ngram_index_kernel.py, identical pure-Python reference functions here.
+Keys, evidence, storage and sizes: docs/stages/decontaminate.md.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pipeline.decontaminate.ngram_index_kernel import (
     _LENGTH_MIX,
     _MASK,
     _POLY,
+    _evidence_nb,
     _match_nb,
     _scan_nb,
     _window_keys_nb,
@@ -31,8 +34,9 @@ from pipeline.decontaminate.ngram_index_kernel import (
 from pipeline.decontaminate.normalize import (
     NORMALIZATION_VERSION,
     char_tables,
-    gram_spans,
+    gram_spans_kinds,
     normalize_latex,
+    word_letters,
 )
 
 INDEX_FORMAT_VERSION = 1
@@ -43,6 +47,26 @@ HASH_VERSION = 1
 MAX_HITS_PER_PAGE = 100_000
 # Longest matched span reported, in grams (a whole copied solution can be thousands).
 MAX_SPAN_GRAMS = 200
+
+# The evidence rule: a benchmark n-gram is indexed only when it holds at least this many
+# distinct words (letter runs of 2+ letters, or CJK characters) with this many letters between
+# them (a CJK character counts 2): `x = \frac{-b \pm \sqrt{b^2-4ac}}{2a}` or `1. 2. 3. ... 13.`
+# hold none. A short text (min_short..n-1 grams, matched whole) needs SHORT_* of them. The page
+# scan needs no test of its own: a page window with an indexed key has the same grams.
+EVIDENCE_MIN_WORDS = 4
+EVIDENCE_MIN_LETTERS = 16
+SHORT_MIN_WORDS = 1
+SHORT_MIN_LETTERS = 4
+# A text of n grams or more without one window of evidence (a problem that is mostly formula:
+# "Find $x$ if $2^{x+1} = 3^{x-1}$.") is matched whole, like a short text, up to this length.
+WHOLE_MAX_GRAMS = 40
+_EVIDENCE = {
+    "whole_max_grams": WHOLE_MAX_GRAMS,
+    "min_words": EVIDENCE_MIN_WORDS,
+    "min_letters": EVIDENCE_MIN_LETTERS,
+    "short_min_words": SHORT_MIN_WORDS,
+    "short_min_letters": SHORT_MIN_LETTERS,
+}
 
 
 # --- reference (pure Python) hashing -------------------------------------------------------
@@ -72,12 +96,24 @@ def sequence_key_reference(gram_hashes: Sequence[int]) -> int:
     return _fmix64_int(state ^ ((len(gram_hashes) * _LENGTH_MIX) & _MASK))
 
 
-def _page_grams_reference(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    spans = gram_spans(text)
-    hashes = np.array([gram_hash_reference(g) for g, _, _ in spans], dtype=np.uint64)
-    begins = np.array([b for _, b, _ in spans], dtype=np.int64)
-    ends = np.array([e for _, _, e in spans], dtype=np.int64)
-    return hashes, begins, ends
+def _page_grams_reference(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    spans = gram_spans_kinds(text)
+    hashes = np.array([gram_hash_reference(g) for g, _, _, _ in spans], dtype=np.uint64)
+    begins = np.array([b for _, b, _, _ in spans], dtype=np.int64)
+    ends = np.array([e for _, _, e, _ in spans], dtype=np.int64)
+    words = np.array([word_letters(g, k) for g, _, _, k in spans], dtype=np.int32)
+    return hashes, begins, ends, words
+
+
+def _evidence_reference(
+    hashes: np.ndarray, words: np.ndarray, length: int, min_words: int, min_letters: int
+) -> np.ndarray:
+    out = []
+    pairs = list(zip(hashes.tolist(), words.tolist(), strict=True))
+    for i in range(len(pairs) - length + 1):
+        found = {h: w for h, w in pairs[i : i + length] if w}
+        out.append(len(found) >= min_words and sum(found.values()) >= min_letters)
+    return np.array(out, dtype=np.bool_)
 
 
 def _window_keys_reference(hashes: np.ndarray, length: int) -> np.ndarray:
@@ -110,31 +146,35 @@ def _match_reference(
     """(position, length, table 0=long 1=short, row) for every hit, in page order."""
     values = [int(h) for h in hashes]
     hits: list[tuple[int, int, int, int]] = []
+    longest = max(n, len(short_mask) - 1)
     for i in range(len(values)):
         state = 0
-        for length in range(1, min(n, len(values) - i) + 1):
+        for length in range(1, min(longest, len(values) - i) + 1):
             state = (state * _POLY + values[i + length - 1]) & _MASK
+            tables = []
             if length == n:
-                table, keys, offsets, shift = 0, long_keys, long_offsets, long_shift
-            elif short_mask[length]:
-                table, keys, offsets, shift = 1, short_keys, short_offsets, short_shift
-            else:
-                continue
-            if len(keys) == 0:
-                continue
+                tables.append((0, long_keys, long_offsets, long_shift))
+            if length < len(short_mask) and short_mask[length]:
+                tables.append((1, short_keys, short_offsets, short_shift))
             key = _fmix64_int(state ^ ((length * _LENGTH_MIX) & _MASK))
-            for row in _lookup_reference(keys, offsets, shift, key):
-                hits.append((i, length, table, row))
-                if first_only or len(hits) >= cap:
-                    return hits
+            for table, keys, offsets, shift in tables:
+                if len(keys) == 0:
+                    continue
+                for row in _lookup_reference(keys, offsets, shift, key):
+                    hits.append((i, length, table, row))
+                    if first_only or len(hits) >= cap:
+                        return hits
     return hits
 
 
-def page_grams(text: str, use_numba: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(hashes, begins, ends) of a text's grams; begins/ends are code point offsets in `text`.
+def page_grams(
+    text: str, use_numba: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(hashes, begins, ends, words) of a text's grams; begins/ends are code point offsets in
+    `text`, words the prose letters of each gram (`normalize.word_letters`).
 
-    The Numba path reads `decontam_normalize.char_tables()`; the reference path runs
-    `decontam_normalize.gram_spans`; both give the same arrays.
+    The Numba path reads `normalize.char_tables()`; the reference path runs
+    `normalize.gram_spans_kinds`; both give the same arrays.
     """
     if not (use_numba and numba is not None):
         return _page_grams_reference(text)
@@ -151,6 +191,21 @@ def window_keys(hashes: np.ndarray, length: int, use_numba: bool = True) -> np.n
     if use_numba and numba is not None:
         return _window_keys_nb(hashes, length)
     return _window_keys_reference(hashes, length)
+
+
+def is_evidence(
+    hashes: np.ndarray,
+    words: np.ndarray,
+    length: int,
+    min_words: int = EVIDENCE_MIN_WORDS,
+    min_letters: int = EVIDENCE_MIN_LETTERS,
+    use_numba: bool = True,
+) -> np.ndarray:
+    """bool per `length`-gram window: does it carry prose (at least `min_words` distinct words
+    holding `min_letters` letters between them)?"""
+    if use_numba and numba is not None:
+        return _evidence_nb(hashes, words, length, min_words, min_letters)
+    return _evidence_reference(hashes, words, length, min_words, min_letters)
 
 
 # --- the index ------------------------------------------------------------------------------
@@ -224,6 +279,12 @@ class IndexStats:
     """Texts of min_short..n-1 grams (matched exactly)."""
     ignored_texts: int = 0
     """Texts under min_short grams (never matched)."""
+    whole_texts: int = 0
+    """Texts of n to WHOLE_MAX_GRAMS grams without one n-gram of evidence (matched whole)."""
+    no_evidence_texts: int = 0
+    """Texts of min_short grams or more that carry no evidence (never matched)."""
+    long_windows: int = 0
+    """n-gram windows of the long texts; `long_keys` holds those with evidence."""
     per_benchmark_items: dict[str, int] = field(default_factory=dict)
 
 
@@ -242,7 +303,8 @@ class BenchmarkIndex:
     short_offsets: np.ndarray
     short_shift: int
     short_mask: np.ndarray
-    """bool[n]: short_mask[L] is True when some short text has L grams."""
+    """bool[max(n, WHOLE_MAX_GRAMS + 1)]: short_mask[L] is True when some text matched whole
+    (a short text, or a long one without evidence) has L grams."""
     short_first: np.ndarray
     """uint64, sorted: the hash of the first gram of every short text."""
     long_bloom: np.ndarray
@@ -271,8 +333,16 @@ class BenchmarkIndex:
         short_keys: list[int] = []
         short_items: list[int] = []
         short_first: set[int] = set()
-        short_mask = np.zeros(n, dtype=np.bool_)
-        counts = {"texts": 0, "long": 0, "short": 0, "ignored": 0}
+        short_mask = np.zeros(max(n, WHOLE_MAX_GRAMS + 1), dtype=np.bool_)
+        counts = {
+            "texts": 0,
+            "long": 0,
+            "short": 0,
+            "ignored": 0,
+            "no_evidence": 0,
+            "windows": 0,
+            "whole": 0,
+        }
         per_benchmark: dict[str, int] = {}
         for item in items:
             b = benchmarks.setdefault(item.benchmark, len(benchmarks))
@@ -282,20 +352,32 @@ class BenchmarkIndex:
             item_benchmark.append(b)
             for _, text in item.texts:
                 counts["texts"] += 1
-                hashes, _, _ = page_grams(text)
+                hashes, _, _, words = page_grams(text)
                 if len(hashes) >= n:
                     keys = window_keys(hashes, n)
-                    long_parts.append(keys)
-                    long_item_parts.append(np.full(len(keys), row, dtype=np.int32))
-                    counts["long"] += 1
-                elif len(hashes) >= min_short:
+                    counts["windows"] += len(keys)
+                    keys = keys[
+                        is_evidence(hashes, words, n, EVIDENCE_MIN_WORDS, EVIDENCE_MIN_LETTERS)
+                    ]
+                    if len(keys):
+                        long_parts.append(keys)
+                        long_item_parts.append(np.full(len(keys), row, dtype=np.int32))
+                        counts["long"] += 1
+                        continue
+                whole = len(hashes)
+                if whole < min_short:
+                    counts["ignored"] += 1
+                elif (
+                    whole >= max(n, WHOLE_MAX_GRAMS + 1)
+                    or not is_evidence(hashes, words, whole, SHORT_MIN_WORDS, SHORT_MIN_LETTERS)[0]
+                ):
+                    counts["no_evidence"] += 1
+                else:
                     short_keys.append(sequence_key_reference([int(h) for h in hashes]))
                     short_first.add(int(hashes[0]))
                     short_items.append(row)
-                    short_mask[len(hashes)] = True
-                    counts["short"] += 1
-                else:
-                    counts["ignored"] += 1
+                    short_mask[whole] = True
+                    counts["short" if whole < n else "whole"] += 1
         long_keys, long_items = _sorted_unique(long_parts, long_item_parts)
         s_keys, s_items = _sorted_unique(
             [np.array(short_keys, dtype=np.uint64)], [np.array(short_items, dtype=np.int32)]
@@ -328,6 +410,9 @@ class BenchmarkIndex:
                 long_texts=counts["long"],
                 short_texts=counts["short"],
                 ignored_texts=counts["ignored"],
+                whole_texts=counts["whole"],
+                no_evidence_texts=counts["no_evidence"],
+                long_windows=counts["windows"],
                 per_benchmark_items=per_benchmark,
             ),
         )
@@ -373,12 +458,12 @@ class BenchmarkIndex:
 
     def contains_benchmark_text(self, text: str, use_numba: bool = True) -> bool:
         """True when the page has any benchmark n-gram or short text (stops at the first)."""
-        hashes, _, _ = page_grams(text, use_numba)
+        hashes = page_grams(text, use_numba)[0]
         return len(self._hits(hashes, True, use_numba)) > 0
 
     def match(self, text: str, use_numba: bool = True) -> PageMatch | None:
         """None for a clean page; else every item found, the one with most windows first."""
-        hashes, begins, ends = page_grams(text, use_numba)
+        hashes, begins, ends, _ = page_grams(text, use_numba)
         if len(self._hits(hashes, True, use_numba)) == 0:
             return None
         hits = self._hits(hashes, False, use_numba)
@@ -430,6 +515,7 @@ class BenchmarkIndex:
             "normalization_version": NORMALIZATION_VERSION,
             "n": self.n,
             "min_short": self.min_short,
+            "evidence": _EVIDENCE,
             "long_shift": self.long_shift,
             "short_shift": self.short_shift,
             "benchmarks": list(self.benchmarks),
@@ -440,6 +526,9 @@ class BenchmarkIndex:
                 "long_texts": self.stats.long_texts,
                 "short_texts": self.stats.short_texts,
                 "ignored_texts": self.stats.ignored_texts,
+                "whole_texts": self.stats.whole_texts,
+                "no_evidence_texts": self.stats.no_evidence_texts,
+                "long_windows": self.stats.long_windows,
                 "per_benchmark_items": self.stats.per_benchmark_items,
                 "long_keys": len(self.long_keys),
                 "short_keys": len(self.short_keys),
@@ -471,8 +560,13 @@ class BenchmarkIndex:
         with np.load(io.BytesIO(fh.read()), allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
-        expected = (INDEX_FORMAT_VERSION, HASH_VERSION, NORMALIZATION_VERSION)
-        got = (meta["index_format_version"], meta["hash_version"], meta["normalization_version"])
+        expected = (INDEX_FORMAT_VERSION, HASH_VERSION, NORMALIZATION_VERSION, _EVIDENCE)
+        got = (
+            meta["index_format_version"],
+            meta["hash_version"],
+            meta["normalization_version"],
+            meta.get("evidence"),
+        )
         if got != expected:
             raise ValueError(f"index versions {got} != this code's {expected}: rebuild the index")
         s = meta["stats"]
@@ -489,6 +583,9 @@ class BenchmarkIndex:
                 long_texts=s["long_texts"],
                 short_texts=s["short_texts"],
                 ignored_texts=s["ignored_texts"],
+                whole_texts=s["whole_texts"],
+                no_evidence_texts=s["no_evidence_texts"],
+                long_windows=s["long_windows"],
                 per_benchmark_items=s["per_benchmark_items"],
             ),
             long_bloom=_bloom(arrays["long_keys"], 8),

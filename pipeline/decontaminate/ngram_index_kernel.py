@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.decontaminate.normalize import CJK, SEP
+from pipeline.decontaminate.normalize import CJK, COMMAND, DIGIT, LBRACE, LETTER, RBRACE
 
 try:
     import numba
@@ -18,10 +18,14 @@ _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = 0x100000001B3
 _POLY = 0x9E3779B97F4A7C15  # odd: multiplication by it is a bijection mod 2^64
 _LENGTH_MIX = 0xC2B2AE3D27D4EB4F
-_SEP = SEP
 _CJK = CJK
+_LETTER = LETTER
+_DIGIT = DIGIT
+_COMMAND = COMMAND
+_LBRACE = LBRACE
+_RBRACE = RBRACE
 
-_scan_nb = _window_keys_nb = _match_nb = None
+_scan_nb = _window_keys_nb = _match_nb = _evidence_nb = None
 
 if numba is not None:
     _U = numba.uint64
@@ -53,16 +57,21 @@ if numba is not None:
 
     @numba.njit(cache=True, nogil=True)
     def _scan_nb(cps, t_start, t_length, t_chars, t_classes):  # pragma: no cover - compiled
-        """Grams of a code point array: (hashes, begins, ends), as decontam_normalize does."""
+        """Grams of a code point array: (hashes, begins, ends, words), as
+        normalize.gram_spans_kinds and normalize.word_letters define them."""
         n = cps.shape[0]
         hashes = np.empty(n + 1, dtype=np.uint64)
         begins = np.empty(n + 1, dtype=np.int64)
         ends = np.empty(n + 1, dtype=np.int64)
+        words = np.empty(n + 1, dtype=np.int32)
+        groups = np.empty(n + 1, dtype=np.int64)  # gram index of each open `{`
+        depth = 0
         count = 0
-        current = 0  # class of the open gram; 0 (SEP) = none open
+        current = 0  # kind of the open gram; 0 (SEP) = none open
         h = _U(_FNV_OFFSET)
         begin = 0
         end = 0
+        letters = 0
         for index in range(n):
             cp = cps[index]
             if cp >= 0x110000:
@@ -71,36 +80,104 @@ if numba is not None:
             for k in range(first, first + t_length[cp]):
                 cls = t_classes[k]
                 ch = t_chars[k]
-                if cls == _SEP or cls == _CJK:  # noqa: SIM109 - plain compares for Numba
-                    if current != 0:
-                        hashes[count] = _fmix64_nb(h)
-                        begins[count] = begin
-                        ends[count] = end
-                        count += 1
-                        current = 0
-                    if cls == _CJK:
-                        hashes[count] = _fmix64_nb(_fnv_utf8_nb(_U(_FNV_OFFSET), ch))
-                        begins[count] = index
-                        ends[count] = index + 1
-                        count += 1
-                else:
+                if cls == _LETTER and current == _COMMAND:
+                    h = _fnv_utf8_nb(h, ch)
+                    letters += 1
+                    end = index + 1
+                    continue
+                if cls == _LETTER or cls == _DIGIT:  # noqa: SIM109 - plain compares for Numba
                     if cls != current:
-                        if current != 0:
+                        if current != 0 and not (current == _COMMAND and letters == 0):
                             hashes[count] = _fmix64_nb(h)
                             begins[count] = begin
                             ends[count] = end
+                            words[count] = letters if current == _LETTER and letters >= 2 else 0
                             count += 1
                         h = _U(_FNV_OFFSET)
                         begin = index
                         current = cls
+                        letters = 0
                     h = _fnv_utf8_nb(h, ch)
+                    letters += 1
                     end = index + 1
-        if current != 0:
+                    continue
+                # Anything else closes the open gram.
+                if current != 0 and not (current == _COMMAND and letters == 0):
+                    hashes[count] = _fmix64_nb(h)
+                    begins[count] = begin
+                    ends[count] = end
+                    words[count] = letters if current == _LETTER and letters >= 2 else 0
+                    count += 1
+                current = 0
+                if cls == _COMMAND:
+                    h = _fnv_utf8_nb(_U(_FNV_OFFSET), ch)
+                    begin = index
+                    end = index + 1
+                    letters = 0
+                    current = _COMMAND
+                elif cls == _CJK:
+                    hashes[count] = _fmix64_nb(_fnv_utf8_nb(_U(_FNV_OFFSET), ch))
+                    begins[count] = index
+                    ends[count] = index + 1
+                    words[count] = 2
+                    count += 1
+                elif cls == _LBRACE:
+                    groups[depth] = count
+                    depth += 1
+                    hashes[count] = _fmix64_nb(_fnv_utf8_nb(_U(_FNV_OFFSET), ch))
+                    begins[count] = index
+                    ends[count] = index + 1
+                    words[count] = 0
+                    count += 1
+                elif cls == _RBRACE and depth > 0:
+                    depth -= 1
+                    opened = groups[depth]
+                    if count - opened == 1:  # `{}`: nothing
+                        count = opened
+                    elif count - opened == 2:  # `{x}`: x
+                        hashes[opened] = hashes[opened + 1]
+                        begins[opened] = begins[opened + 1]
+                        ends[opened] = ends[opened + 1]
+                        words[opened] = words[opened + 1]
+                        count = opened + 1
+                    else:
+                        hashes[count] = _fmix64_nb(_fnv_utf8_nb(_U(_FNV_OFFSET), ch))
+                        begins[count] = index
+                        ends[count] = index + 1
+                        words[count] = 0
+                        count += 1
+        if current != 0 and not (current == _COMMAND and letters == 0):
             hashes[count] = _fmix64_nb(h)
             begins[count] = begin
             ends[count] = end
+            words[count] = letters if current == _LETTER and letters >= 2 else 0
             count += 1
-        return hashes[:count], begins[:count], ends[:count]
+        return hashes[:count], begins[:count], ends[:count], words[:count]
+
+    @numba.njit(cache=True, nogil=True)
+    def _evidence_nb(hashes, words, length, min_words, min_letters):  # pragma: no cover
+        """bool per `length`-gram window: at least `min_words` distinct words (grams with
+        words > 0) holding at least `min_letters` letters between them."""
+        m = hashes.shape[0] - length + 1
+        if m <= 0:
+            return np.zeros(0, dtype=np.bool_)
+        out = np.zeros(m, dtype=np.bool_)
+        for i in range(m):
+            distinct = 0
+            letters = 0
+            for j in range(i, i + length):
+                if words[j] == 0:
+                    continue
+                seen = False
+                for k in range(i, j):
+                    if words[k] != 0 and hashes[k] == hashes[j]:
+                        seen = True
+                        break
+                if not seen:
+                    distinct += 1
+                    letters += words[j]
+            out[i] = distinct >= min_words and letters >= min_letters
+        return out
 
     @numba.njit(cache=True, nogil=True)
     def _window_keys_nb(hashes, length):  # pragma: no cover - compiled

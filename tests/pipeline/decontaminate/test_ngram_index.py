@@ -13,8 +13,10 @@ import pytest
 
 from pipeline.decontaminate.benchmarks import BenchmarkItem, load_benchmarks
 from pipeline.decontaminate.ngram_index import (
+    WHOLE_MAX_GRAMS,
     BenchmarkIndex,
     gram_hash_reference,
+    is_evidence,
     page_grams,
     sequence_key_reference,
     window_keys,
@@ -140,13 +142,64 @@ def test_every_item_on_a_page_is_named_most_windows_first() -> None:
 
 
 def test_shared_ngram_names_each_item() -> None:
-    formula = r"the roots are $x = \frac{-b \pm \sqrt{b^2 - 4ac}}{2a}$ as usual"
+    formula = (
+        r"the roots of this quadratic equation follow from the usual formula "
+        r"$x = \frac{-b \pm \sqrt{b^2 - 4ac}}{2a}$ as usual"
+    )
     index = BenchmarkIndex.build(
         [item("p1", "First problem. " + formula), item("p2", "Second problem. " + formula)]
     )
-    match = index.match(r"Recall: $x=\dfrac{-b\pm\sqrt{b^{2}-4ac}}{2a}$.")
+    match = index.match(
+        r"Recall: the roots of this quadratic equation follow from the usual formula "
+        r"$x=\dfrac{-b\pm\sqrt{b^{2}-4ac}}{2a}$."
+    )
     assert match is not None
     assert sorted(m.item_id for m in match.items) == ["p1", "p2"]
+    # The formula alone is no evidence: anyone writes it (the evidence rule).
+    assert index.match(r"Recall: $x=\dfrac{-b\pm\sqrt{b^{2}-4ac}}{2a}$.") is None
+
+
+# --- the evidence rule -----------------------------------------------------------------------
+
+
+def test_formulas_and_numbered_lists_are_no_evidence() -> None:
+    solution = (
+        r"By the quadratic formula, $x = \frac{-b \pm \sqrt{b^2-4ac}}{2a}$, so "
+        r"the roots are $x = 1$ and $x = 2$. Counting the cases 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, "
+        r"11, 12, 13 gives $\boxed{13}$ possibilities for the committee."
+    )
+    index = BenchmarkIndex.build([item("s", solution)])
+    # A formula anyone writes, or a numbered list, is kept ...
+    assert index.match(r"The Quadratic Formula: \[x = \frac{-b \pm \sqrt{b^2-4ac}}{2a}\]") is None
+    assert index.match(FILLER + "\n" + "\n".join(f"{i}." for i in range(1, 14))) is None
+    # ... a real stretch of the solution is not.
+    match = index.match(
+        f"{FILLER} the cases 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13 gives "
+        f"$\\boxed{{13}}$ possibilities for the committee. {FILLER}"
+    )
+    assert match is not None and match.primary.rule == "ngram"
+
+
+def test_a_formula_problem_is_matched_whole() -> None:
+    problem = r"Find $x$ if $\frac{2^{x+1}}{3} = \sqrt{4^{x-1}} + 7$."
+    index = BenchmarkIndex.build([item("f", problem)])
+    assert 10 <= len(gram_spans(problem)) <= WHOLE_MAX_GRAMS
+    assert index.stats.whole_texts == 1 and len(index.long_keys) == 0
+    match = index.match(
+        f"{FILLER} Homework: FIND $x$ IF $\\dfrac{{2^{{x+1}}}}3=\\sqrt{{4^{{x-1}}}}+7$! "
+    )
+    assert match is not None and match.primary.rule == "exact_short"
+    assert index.match(r"so $\frac{2^{x+1}}{3} = \sqrt{4^{x-1}} + 7$ holds") is None
+
+
+def test_evidence_kernel_equals_the_reference(some_pages: list[str]) -> None:
+    for text in [*some_pages[:6], r"We have $x = \frac{1}{2}$ and so on, 1, 2, 3, 4, 5, 6."]:
+        hashes, _, _, words = page_grams(text)
+        for length, w, letters in ((10, 4, 16), (5, 2, 6), (10, 1, 4)):
+            np.testing.assert_array_equal(
+                is_evidence(hashes, words, length, w, letters),
+                is_evidence(hashes, words, length, w, letters, use_numba=False),
+            )
 
 
 # --- real benchmark items ---------------------------------------------------------------------
@@ -265,6 +318,8 @@ def test_full_benchmark_list_index_is_small(full_index: BenchmarkIndex, shared_d
         for path in (shared_data / "benchmarks").rglob("*.jsonl")
     )
     assert stats["items"] == rows
-    assert stats["long_keys"] > 1_000_000
+    assert stats["long_windows"] > 1_000_000
+    # Most windows carry evidence; the rest (formulas, lists of numbers) are no keys.
+    assert 0.5 * stats["long_windows"] < stats["long_keys"] < stats["long_windows"]
     # ~19 MB: 8 bytes per key + 4 per item reference + the bucket table and bit filter.
     assert full_index.memory_bytes() < 32 * 1024 * 1024

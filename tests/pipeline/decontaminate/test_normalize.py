@@ -6,7 +6,18 @@ import json
 
 import pytest
 
-from pipeline.decontaminate.normalize import gram_spans, gram_string, grams, normalize_latex
+from pipeline.decontaminate.normalize import (
+    CJK,
+    COMMAND,
+    DIGIT,
+    LETTER,
+    gram_spans,
+    gram_spans_kinds,
+    gram_string,
+    grams,
+    normalize_latex,
+    word_letters,
+)
 from tests.helpers import require_shared
 
 
@@ -15,7 +26,7 @@ from tests.helpers import require_shared
     [r"\frac 1 2", r"\frac12", r"\dfrac{1}{2}", r"\tfrac12", r"$\frac{1}{2}$", r"\frac{ 1 }{ 2 }"],
 )
 def test_latex_fraction_spellings_match(variant: str) -> None:
-    assert grams(variant) == grams(r"\frac{1}{2}") == ["frac", "1", "2"]
+    assert grams(variant) == grams(r"\frac{1}{2}") == ["\\frac", "1", "2"]
 
 
 @pytest.mark.parametrize(
@@ -28,6 +39,13 @@ def test_latex_fraction_spellings_match(variant: str) -> None:
         (r"\mathrm{d}x", "d x"),
         (r"\displaystyle\sum_{i=1}^{n} i", r"\sum_{i = 1}^n i"),
         (r"\dbinom{8}{4}", r"\binom84"),
+        # Re-braced LaTeX: a group of one gram is that gram.
+        ("x^{2} + y_{i}", "x^2 + y_i"),
+        (r"\sqrt{2}", r"\sqrt2"),
+        (r"\frac{1}2", r"\frac1{2}"),
+        (r"{{x}}^{ {2} }", "x^2"),
+        (r"\text{apples each}", "apples each"),
+        (r"a \, b \; c \! d", "a b c d"),
         ("2x+3y", "2 x + 3 y"),
         ("Janet\u2019s ducks", "janet's   DUCKS"),
         ("x\u00b2", "x^2"),  # superscript two (NFKD)
@@ -49,6 +67,10 @@ def test_formatting_differences_vanish(a: str, b: str) -> None:
         (r"x \rightarrow y", "x y"),  # longer control words are kept
         ("1234", "12 34"),
         ("the cat", "thecat"),
+        # Control words are grams of their own, not words: `\sin` is not `sin`.
+        (r"\sin x", "sin x"),
+        # A group of several grams keeps its braces: its extent is structure.
+        (r"\sqrt{b^2-4ac}", r"\sqrt b^2-4ac"),
     ],
 )
 def test_real_differences_stay(a: str, b: str) -> None:
@@ -84,14 +106,38 @@ def test_latex_rewrite_keeps_length_on_real_math_texts() -> None:
 def test_spans_point_into_the_original_text() -> None:
     text = r"Find $\dfrac{1}{2} + \left(x^{2}\right)$ — 妈咪 ＡＢ"
     spans = gram_spans(text)
-    assert [g for g, _, _ in spans] == ["find", "frac", "1", "2", "x", "2", "妈", "咪", "ab"]
+    assert [g for g, _, _ in spans] == ["find", "\\frac", "1", "2", "x", "2", "妈", "咪", "ab"]
     for gram, begin, end in spans:
-        assert gram_string(text[begin:end]) == gram
-    # Brace-less arguments are rewritten without the backslash: offsets may shift by one
-    # character inside the command, the grams are exact.
-    assert [g for g, _, _ in gram_spans(r"\frac12")] == ["frac", "1", "2"]
+        # `\dfrac` is rewritten ` \frac` (same length): its span starts one character late.
+        expected = "dfrac" if gram == "\\frac" else gram
+        assert gram_string(text[begin:end]) == expected
+    # Brace-less arguments are rewritten with one mark character for the command: the first
+    # argument's offset may shift by one character, the grams are exact.
+    assert [g for g, _, _ in gram_spans(r"\frac12")] == ["\\frac", "1", "2"]
+    assert gram_spans(r"\frac12")[-1][1:] == (6, 7)
 
 
 def test_empty_and_punctuation_only() -> None:
     assert grams("") == []
     assert grams(" \n\t.,;!?$$\\{}") == []
+
+
+def test_control_words_and_braces_are_grams() -> None:
+    numerator = ["{", "b", "\\pm", "\\sqrt", "{", "b", "2", "4", "ac", "}", "}"]
+    denominator = ["{", "2", "a", "}"]
+    assert grams(r"x = \frac{-b \pm \sqrt{b^2-4ac}}{2a}") == [
+        "x",
+        "\\frac",
+        *numerator,
+        *denominator,
+    ]
+    # `\{` is a literal brace (set notation), not a group; `\\` is a line break.
+    assert grams(r"\{1, 2\} \\frac") == ["1", "2", "frac"]
+    # Unbalanced braces: a lone `}` separates, an unclosed `{` stays a gram.
+    assert grams("a } b { c d") == ["a", "b", "{", "c", "d"]
+
+
+def test_word_letters() -> None:
+    spans = gram_spans_kinds(r"Find $x$ in \sqrt{12} 中")
+    assert [word_letters(g, k) for g, _, _, k in spans] == [4, 0, 2, 0, 0, 2]
+    assert [k for _, _, _, k in spans] == [LETTER, LETTER, LETTER, COMMAND, DIGIT, CJK]

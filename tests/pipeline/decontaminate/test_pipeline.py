@@ -2,8 +2,8 @@
 
 Real GSM8K, MATH and CMATH items are planted in real not-math pages from ../shared/data/html
 (as a whole, with changed spacing and case, and as a solution only); every planted page must be
-removed, and no unplanted not-math page may be. The math pages that the paper's rule removes
-without planting are listed with the reason (KNOWN_RULE_MATCHES).
+removed, and no unplanted page may be, math or not (the evidence rule of ngram_index.py: a
+formula or a numbered list that also occurs in a benchmark solution is no evidence).
 """
 
 from __future__ import annotations
@@ -28,35 +28,15 @@ from pipeline.decontaminate.config import KEPT, REMOVED, DecontaminateConfig
 from pipeline.decontaminate.ngram_index import BenchmarkIndex
 from pipeline.decontaminate.pipeline import main, read_report, run_decontaminate
 from pipeline.decontaminate.transforms import Decontaminate
-from pipeline.extract.extractors import extract_page, get_extractor
 from pipeline.pool.schema import POOL_SCHEMA
 from tests.helpers import make_pool_row, require_shared
 
-# Math pages of ../shared/data/html that the paper's rule removes with no planting: each really
-# contains a 10-gram of a MATH solution (our grams split LaTeX into letters and numbers, so a
-# formula of ten symbols is a 10-gram). Found on the full benchmark list and on GSM8K + MATH +
-# CMATH alike; all are MathJax/readability demo pages.
-KNOWN_RULE_MATCHES = {
-    "html/readability/mathjax.html": "quadratic formula x = (-b ± sqrt(b^2-4ac))/2a, as in the "
-    "solution of MATH test 778 (and part of 1062, 40, 416, 686)",
-    "html/mathjax_demos/page__mml-chtml.html": "quadratic formula (MATH test 778)",
-    "html/mathjax_demos/page__mml-svg.html": "quadratic formula (MATH test 778)",
-    "html/mathjax_demos/euro-braille__index.html": "'The Quadratic Formula' heading + formula "
-    "(MATH test 778)",
-    "html/mathjax_demos/page__equation-numbers.html": "an array of the letters m..z, as in MATH "
-    "test 696, and the sum a_2 = b_2 + c_2 - d_2 + e_2 of MATH test 3035 / MATH-500",
-}
-
 
 @pytest.fixture(scope="module")
-def pages(html_labels: list[dict[str, str]], shared_data: Path) -> list[dict[str, str]]:
-    """Every labelled real page with its extracted text (resiliparse, maths as LaTeX)."""
-    extractor = get_extractor("resiliparse")
-    out = []
-    for row in html_labels:
-        html = (shared_data / row["filename"]).read_text("utf-8", "replace")
-        out.append({**row, "text": extract_page(html, extractor).text})
-    return out
+def pages(real_page_texts: list[tuple[dict[str, str], str]]) -> list[dict[str, str]]:
+    """Every labelled real page with its extracted text (resiliparse, maths as LaTeX; the
+    `.html.gz` pages decompressed)."""
+    return [{**row, "text": text} for row, text in real_page_texts]
 
 
 def _jsonl(*parts: str) -> list[dict]:
@@ -81,6 +61,25 @@ def _recase_latex(text: str) -> str:
     return re.sub(r"(?<![\\A-Za-z])[a-z]+", lambda m: m.group(0).upper(), text)
 
 
+def _rebrace(text: str) -> str:
+    """Re-braced LaTeX: braced one-character arguments written bare and bare ones braced
+    (`\\frac{1}{2}` -> `\\frac12`, `x^{2}` -> `x^2`, `x_n` -> `x_{n}`), no space after commas."""
+    text = re.sub(r"\\frac\{(\w)\}\{(\w)\}", r"\\frac\1\2", text)
+    text = re.sub(
+        r"([\^_])(?:\{(\w)\}|(\w))",
+        lambda m: m.group(1) + (m.group(2) or "{" + m.group(3) + "}"),
+        text,
+    )
+    return text.replace(", ", ",")
+
+
+def _first_with(records: list[dict], start: int, *needles: str) -> int:
+    """The first record from `start` on whose solution has every needle (chosen by content)."""
+    return next(
+        i for i in range(start, len(records)) if all(n in records[i]["solution"] for n in needles)
+    )
+
+
 def _fullwidth_digits(text: str) -> str:
     return text.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
 
@@ -90,16 +89,26 @@ def planted_texts() -> list[tuple[str, str, str, str]]:
     gsm = _jsonl("gsm8k", "test.jsonl")
     math = _jsonl("math_hendrycks", "test.jsonl")
     cmath = _jsonl("cmath", "test.jsonl")
-    g1, g2, g3 = gsm[21], gsm[402], gsm[1200]
+    g1, g2, g3, g4 = gsm[21], gsm[402], gsm[1200], gsm[777]
     m1, m2, m3 = math[7], math[2345], math[4321]
+    m4 = _first_with(math, 3000, "\\frac{", "^{")
+    m5 = _first_with(math, 3500, "\\frac{", "^")
     c1, c2, c3 = cmath[30], cmath[640], cmath[1001]
     return [
         ("gsm8k", "21", "whole", f"{g1['question']}\n{g1['answer']}"),
+        ("gsm8k", "777", "upper_case", f"{g4['question']}\n{g4['answer']}".upper()),
         ("gsm8k", "402", "spacing_case", _respace(g2["question"].upper())),
         ("gsm8k", "1200", "solution_only", g3["answer"].split("####")[0]),
         ("math_hendrycks", "7", "whole", f"Problem: {m1['problem']}\nSolution: {m1['solution']}"),
         ("math_hendrycks", "2345", "spacing_case", _respace(_recase_latex(m2["problem"]))),
         ("math_hendrycks", "4321", "solution_only", m3["solution"]),
+        ("math_hendrycks", str(m4), "latex_rebraced", _rebrace(f"{math[m4]['problem']}")),
+        (
+            "math_hendrycks",
+            str(m5),
+            "latex_respaced_solution",
+            _respace(_rebrace(math[m5]["solution"])),
+        ),
         ("cmath", "30", "whole", f"{c1['question']} 答案：{c1['golden']}"),
         ("cmath", "640", "spacing_case", " ".join(_fullwidth_digits(c2["question"]))),
         # CMATH has no solution text (its answer is one number, under the 3-gram minimum): the
@@ -174,7 +183,7 @@ def test_every_planted_page_is_removed(planted_run) -> None:
         ]
 
 
-def test_unplanted_pages_are_kept_except_known_rule_matches(planted_run, pages) -> None:
+def test_unplanted_pages_are_kept(planted_run, pages) -> None:
     out, _, rows, planted = planted_run
     removed = {r["doc_id"]: r for r in read_rows("removed/*.parquet", out)}
     false_positives = {
@@ -184,10 +193,8 @@ def test_unplanted_pages_are_kept_except_known_rule_matches(planted_run, pages) 
     }
     print(f"\nunplanted pages removed: {len(false_positives)} of {len(rows) - len(planted)}")
     for name, why in sorted(false_positives.items()):
-        print(f"  {name}: {why}  ({KNOWN_RULE_MATCHES.get(name, 'UNEXPLAINED')})")
-    # No not-math page is removed; the math pages removed are exactly the explained ones.
-    assert set(false_positives) == set(KNOWN_RULE_MATCHES)
-    assert all(pages[int(d, 16)]["label"] == "math" for d in removed if d not in planted)
+        print(f"  {name}: {why}")
+    assert not false_positives
 
 
 def test_kept_plus_removed_is_input_and_kept_rows_are_unchanged(planted_run) -> None:
@@ -196,7 +203,7 @@ def test_kept_plus_removed_is_input_and_kept_rows_are_unchanged(planted_run) -> 
     assert stats["all_balanced"]
     assert stage["in"] == len(rows) == stats["input_pages"]
     assert stats["kept_pages"] + stats["removed_pages"] == len(rows)
-    assert stats["removed_pages"] == len(planted) + len(KNOWN_RULE_MATCHES)
+    assert stats["removed_pages"] == len(planted)
     assert stage["dropped"] == {"contaminated": stats["removed_pages"]}
     kept = read_rows("pool-*.parquet", out)
     assert len(kept) == stats["kept_pages"]
@@ -223,27 +230,45 @@ def test_contamination_report_names_the_leaked_items(planted_run) -> None:
         assert item_id in leaked
         assert leaked[item_id]["pages"] >= 1
         assert leaked[item_id]["example_urls"]
-    assert benchmarks["gsm8k"]["pages_removed"] == 3
-    assert benchmarks["cmath"]["pages_removed"] == 3
-    # The planted MATH pages plus the known formula pages.
-    assert benchmarks["math_hendrycks"]["pages_removed"] == 3 + len(KNOWN_RULE_MATCHES)
+    # Exactly the planted pages: no formula or list page is removed on the side.
+    for name in ("gsm8k", "math_hendrycks", "cmath"):
+        planted_here = sum(1 for b, _, _ in planted.values() if b == name)
+        assert benchmarks[name]["pages_removed"] == planted_here
     assert benchmarks["gsm8k"]["items_leaked"] == len(benchmarks["gsm8k"]["leaked_items"])
 
 
-def test_no_not_math_page_matches_the_full_benchmark_list(pages, shared_data: Path) -> None:
+def test_no_real_page_matches_the_full_benchmark_list(pages, shared_data: Path) -> None:
+    """Nothing planted, every benchmark file the project loads: no page is removed, math
+    (formula pages: the quadratic formula, arrays of letters) or not (numbered lists)."""
     bench = shared_data / "benchmarks"
     index = BenchmarkIndex.build(load_benchmarks(sorted(str(p) for p in bench.iterdir())))
+    assert index.stats.items > 10_000
     matched = {p["filename"]: index.match(p["text"]) for p in pages}
     matched = {name: m for name, m in matched.items() if m is not None}
     labels = {p["filename"]: p["label"] for p in pages}
-    print(f"\nfull benchmark list: {len(matched)} of {len(pages)} real pages match")
+    counts = {label: sum(1 for p in pages if p["label"] == label) for label in set(labels.values())}
+    removed = {label: sum(1 for n in matched if labels[n] == label) for label in counts}
+    print(f"\nfull benchmark list, nothing planted: removed {removed} of {counts} real pages")
     for name, m in sorted(matched.items()):
         print(
             f"  {name} ({labels[name]}): {m.primary.benchmark} {m.primary.item_id} "
             f"{m.primary.span!r}"
         )
-    assert not [name for name in matched if labels[name] == "not-math"]
-    assert set(matched) == set(KNOWN_RULE_MATCHES)
+    assert counts["math"] > 0 and counts["not-math"] > 0
+    assert removed == {"math": 0, "not-math": 0}
+
+
+def test_a_numbered_list_on_a_real_page_is_no_evidence(pages, shared_data: Path) -> None:
+    """`1. 2. ... 13.` is a 13-gram of several MATH solutions; a real not-math page that has
+    such a list is kept, and the same page with a MATH problem planted is not."""
+    math_path = shared_data / "benchmarks" / "math_hendrycks" / "test.jsonl"
+    index = BenchmarkIndex.build(load_benchmarks([str(math_path)]))
+    host = next(p for p in pages if p["label"] == "not-math" and len(p["text"]) > 2000)
+    listed = host["text"] + "\n" + "\n".join(f"{i}." for i in range(1, 14))
+    assert index.match(listed) is None
+    problem = _jsonl("math_hendrycks", "test.jsonl")[3720]["problem"]
+    match = index.match(_plant(listed, problem))
+    assert match is not None and match.primary.item_id == "3720"
 
 
 def test_rerun_skips_and_cli(planted_run, tmp_path: Path, capsys) -> None:
