@@ -540,7 +540,7 @@ def run_ours(files: list[Path], work: Path, extractor: str | None) -> ToolRun:
 def math_recall(run: ToolRun, pages: list, to_output_url) -> dict[str, object]:
     """TeX recall on the math pages present in `run`'s output (metric from the extractor tests)."""
     sys.path.insert(0, str(REPO))
-    from tests.pipeline.extract.test_extractors_real_pages import tex_recall
+    from pipeline.extract.evaluation import tex_recall
 
     per_page: dict[str, dict[str, object]] = {}
     for page in pages:

@@ -2,38 +2,51 @@
 
 `extract_page(html, get_extractor(name), url=url)` rewrites maths markup into TeX
 (math_markup.py), then extracts the main text with `resiliparse` (default, about 10x faster) or
-`trafilatura`. The backends and their figures: docs/stages/extract.md.
+`trafilatura`, each with the math-aware main-content decision (main_content.py). The backends
+and their figures: docs/stages/extract.md.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import re
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from pipeline.extract.math_markup import has_math_markers, has_tex_delimiters, rewrite_math
+from pipeline.extract.main_content import (
+    BOILERPLATE_SELECTORS,
+    CHROME_SELECTORS,
+    MainContent,
+    decide_main_content,
+    strip_alt_attributes,
+)
+from pipeline.extract.math_markup import has_math_markers, rewrite_math
 
-# Bump when math_markup or mathml_to_latex change what text a page yields.
-MATH_PREPASS_REVISION = 1
+# Bump when math_markup, mathml_to_latex or main_content change what text a page yields.
+# 2: math-aware main-content decision, figures kept, comments and bylines dropped (issue 15).
+MATH_PREPASS_REVISION = 2
 
 
 class Extractor(Protocol):
-    """A main-content text extractor: HTML string in, plain text out ("" when none)."""
+    """A main-content text extractor with the math-aware decision (main_content.py)."""
 
     name: str
     version: str
 
-    def extract(self, html: str, url: str | None = None) -> str: ...
+    def extract(self, html: str, url: str | None = None) -> MainContent:
+        """The page's main text ("" when none), maths markup already rewritten as TeX."""
+        ...
+
+
+_FIGURE_TAG = re.compile(r"<(/?)figure\b", re.IGNORECASE)
 
 
 def _version(package: str) -> str:
     return f"{importlib.metadata.version(package)}+math{MATH_PREPASS_REVISION}"
 
 
-class ResiliparseExtractor:
-    """resiliparse's html2text with its main-content heuristics."""
-
-    name = "resiliparse"
+class _ResiliparseText:
+    """resiliparse's html2text with our settings, the main-content pass and the whole-page pass."""
 
     def __init__(self) -> None:
         # Imported here so that choosing one backend never requires the other to be installed.
@@ -42,27 +55,52 @@ class ResiliparseExtractor:
 
         self._extract_plain_text = extract_plain_text
         self._parse = HTMLTree.parse
-        self.version = _version("resiliparse")
 
-    def extract(self, html: str, url: str | None = None) -> str:
-        del url  # the heuristics are per page, not per site
+    def parse(self, html: str) -> Any:
+        return self._parse(strip_alt_attributes(html))
+
+    def text(self, tree: Any, main_content: bool) -> str:
         return self._extract_plain_text(
-            self._parse(html),
-            main_content=True,
+            tree,
+            main_content=main_content,
             preserve_formatting=True,  # paragraphs and list items on their own lines
             list_bullets=True,
             # Collapsed sections (class="hidden" toggles: proofs, technical details) are
             # content on maths pages; explicit hidden attributes and display:none still go.
             hidden_elements=True,
-            alt_texts=False,  # TeX images were turned into text already; other alts are noise
+            # alt attributes are removed before parsing (strip_alt_attributes says why), so
+            # this keeps <figure> elements without adding alt texts.
+            alt_texts=True,
             links=False,
             form_fields=False,
             noscript=False,
+            comments=False,  # reader comments are not the article
+            post_meta=False,  # bylines, dates, tags
+            skip_elements=list(BOILERPLATE_SELECTORS if main_content else CHROME_SELECTORS),
+        )
+
+
+class ResiliparseExtractor:
+    """resiliparse's html2text with its main-content heuristics, made math-aware."""
+
+    name = "resiliparse"
+
+    def __init__(self) -> None:
+        self._html2text = _ResiliparseText()
+        self.version = _version("resiliparse")
+
+    def extract(self, html: str, url: str | None = None) -> MainContent:
+        del url  # the heuristics are per page, not per site
+        tree = self._html2text.parse(html)
+        main = self._html2text.text(tree, main_content=True)
+        return decide_main_content(
+            main, lambda: self._html2text.text(tree, main_content=False), html
         )
 
 
 class TrafilaturaExtractor:
-    """trafilatura.extract with its defaults plus `favor_recall`, plain-text output."""
+    """trafilatura.extract with its defaults plus `favor_recall`, plain-text output, made
+    math-aware with resiliparse's whole-page text (trafilatura's own has no line breaks)."""
 
     name = "trafilatura"
 
@@ -70,12 +108,25 @@ class TrafilaturaExtractor:
         import trafilatura
 
         self._extract = trafilatura.extract
+        self._html2text = _ResiliparseText()
         self.version = _version("trafilatura")
 
-    def extract(self, html: str, url: str | None = None) -> str:
+    def extract(self, html: str, url: str | None = None) -> MainContent:
         # favor_recall keeps the short formula-only blocks that the default precision/recall
         # balance drops (TeX recall 0.92 -> 0.99 on the real maths pages, scrapinghub F1 equal).
-        return self._extract(html, url=url, output_format="txt", favor_recall=True) or ""
+        # <figure> as <div>: trafilatura drops figures, and an unclosed one swallows the rest
+        # of the page (a lilianweng article lost its second half, formulas included).
+        main = (
+            self._extract(
+                _FIGURE_TAG.sub(r"<\1div", html), url=url, output_format="txt", favor_recall=True
+            )
+            or ""
+        )
+        return decide_main_content(
+            main,
+            lambda: self._html2text.text(self._html2text.parse(html), main_content=False),
+            html,
+        )
 
 
 _EXTRACTORS: dict[str, type[ResiliparseExtractor] | type[TrafilaturaExtractor]] = {
@@ -104,15 +155,32 @@ class Extraction:
     """Sorted maths markup kinds seen (vocabulary: `math_markup.MATH_FORMATS`)."""
     n_math: int
     """Maths expressions converted from markup (TeX already in the text is not counted)."""
+    tex_in_page: int = 0
+    """TeX expressions in the whole page's text, before the main-content decision."""
+    tex_in_main: int = 0
+    """TeX expressions in `text`."""
+    restored_lines: int = 0
+    """Lines carrying TeX that main-content selection dropped and the decision put back."""
 
 
 def extract_page(html: str, extractor: Extractor, url: str | None = None) -> Extraction:
-    """Maths pre-pass (only on pages with markers), then the backend's main-text extraction."""
+    """Maths pre-pass (only on pages with markers), then the backend's main-text extraction
+    with the math-aware main-content decision."""
     if has_math_markers(html):
         rewrite = rewrite_math(html)
-        text = extractor.extract(rewrite.html, url=url)
-        return Extraction(text, rewrite.formats, rewrite.n_expressions)
-    text = extractor.extract(html, url=url)
-    # No markup to rewrite, so any TeX delimiters in the text are the page's own.
-    formats = ("tex_delimiters",) if has_tex_delimiters(text) else ()
-    return Extraction(text, formats, 0)
+        content = extractor.extract(rewrite.html, url=url)
+        formats = rewrite.formats
+        n_math = rewrite.n_expressions
+    else:
+        content = extractor.extract(html, url=url)
+        # No markup to rewrite, so any TeX delimiters in the text are the page's own.
+        formats = ("tex_delimiters",) if content.tex_in_main else ()
+        n_math = 0
+    return Extraction(
+        content.text,
+        formats,
+        n_math,
+        content.tex_in_page,
+        content.tex_in_main,
+        content.restored_lines,
+    )

@@ -127,6 +127,27 @@ def has_tex_delimiters(text: str) -> bool:
     )
 
 
+def count_tex(text: str) -> int:
+    """TeX expressions between delimiters in text (each counted once: a `$$x$$` is not also
+    two `$..$`; `\\begin{env}` counts its opening)."""
+    count = 0
+    for needle, pattern in _DELIMITER_PATTERNS:
+        if needle in text:
+            text, n = pattern.subn(" ", text)
+            count += n
+    return count
+
+
+def tex_spans(text: str) -> list[str]:
+    """The delimited TeX expressions in text, delimiters included (as `count_tex` counts)."""
+    spans: list[str] = []
+    for needle, pattern in _DELIMITER_PATTERNS:
+        if needle in text:
+            spans.extend(m.group(0) for m in pattern.finditer(text))
+            text = pattern.sub(" ", text)
+    return spans
+
+
 def clean_tex(tex: str) -> str:
     """TeX trimmed, without MediaWiki's `{\\displaystyle ...}` wrapper."""
     tex = tex.strip()

@@ -98,6 +98,15 @@ class PageExtractor:
         self._extract.kept()
         if extraction.n_math or extraction.math_formats:
             self._extract.note("pages_with_math")
+        # The math-aware main-content decision, per kept page: TeX in the whole page's text
+        # and in the main text after it, and what it put back (docs/stages/extract.md).
+        if extraction.tex_in_page:
+            self._extract.note("tex_in_page", extraction.tex_in_page)
+        if extraction.tex_in_main:
+            self._extract.note("tex_in_main_text", extraction.tex_in_main)
+        if extraction.restored_lines:
+            self._extract.note("pages_with_math_restored")
+            self._extract.note("math_lines_restored", extraction.restored_lines)
         return PageText(page, text, decoded.encoding, extraction.math_formats, extraction.n_math)
 
 

@@ -2,11 +2,9 @@
 
 What is measured, per backend, each printed (run with `-s` to see the table) and held to a floor:
 
-- TeX recall on the math pages: the TeX expressions in the page source, found here by a method
-  independent of pipeline.extract.math_markup (regular expressions over the raw HTML: MathJax
-  scripts, x-tex annotations or alttext, d-math/dt-math bodies, and `$..$`, `$$..$$`, `\\(..\\)`,
-  `\\[..\\]`, `\\begin..\\end` in the text), and the share of them present in the extracted
-  text, white space ignored.
+- TeX recall on the math pages, per site: the TeX expressions in the page source, found by a
+  method independent of pipeline.extract.math_markup (pipeline/extract/evaluation.py), and the
+  share of them present in the extracted text, white space ignored.
 - MathML-only pages come out as readable LaTeX (specific fragments asserted).
 - Main-content quality on the not-math pages: token precision / recall / F1 against the
   scrapinghub article-extraction-benchmark ground truth, and the trafilatura evaluation set's
@@ -19,27 +17,24 @@ comments beside them), so a regression fails; the metrics are deterministic, not
 
 from __future__ import annotations
 
-import gzip
-import html as html_lib
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from pipeline.extract.evaluation import (
+    NO_SPACE,
+    read_page,
+    site_of,
+    source_tex,
+    squeeze,
+    tex_recall,
+    token_prf,
+)
 from pipeline.extract.extractors import EXTRACTOR_NAMES, Extraction, extract_page, get_extractor
 from tests.helpers import require_shared
-
-# --- reading the pages ----------------------------------------------------------------------
-
-
-def read_page(path: Path) -> str:
-    data = path.read_bytes()
-    if path.name.endswith(".gz"):
-        data = gzip.decompress(data)
-    return data.decode("utf-8", errors="replace")
 
 
 @dataclass(frozen=True)
@@ -67,75 +62,16 @@ def extractions(pages: list[Page]) -> dict[str, dict[str, Extraction]]:
     return out
 
 
-# --- an independent count of the TeX in a page's source -------------------------------------
+# --- TeX recall on the math pages, per site ------------------------------------------------
 
-_NO_SPACE = re.compile(r"\s+")
-_SCRIPT_TEX = re.compile(r"<script[^>]*type=[\"']math/tex[^\"']*[\"'][^>]*>(.*?)</script>", re.S)
-_MATH_BLOCK = re.compile(r"<math\b([^>]*)>(.*?)</math>", re.S)
-_XTEX = re.compile(
-    r"<annotation[^>]*encoding=[\"']application/x-tex[\"'][^>]*>(.*?)</annotation>", re.S
-)
-_ALTTEXT = re.compile(r"alttext=\"([^\"]*)\"")
-_DISTILL = re.compile(r"<(d-math|dt-math)\b[^>]*>(.*?)</\1>", re.S)
-_COMMENT = re.compile(r"<!--.*?-->", re.S)
-# Blocks that are not page content: code, forms, hidden caches (momentum.html keeps a
-# display:none div of formulas for its figures' scripts).
-_NON_CONTENT = re.compile(
-    r"<(script|style|textarea|noscript)\b.*?</\1>|<div[^>]*display:\s*none[^>]*>.*?</div>",
-    re.S | re.I,
-)
-_MARKUP_MATH = re.compile(r"<(math|d-math|dt-math)\b.*?</\1>", re.S)
-_TAG = re.compile(r"</?[A-Za-z][^>]*>")
-_TEXT_TEX = (
-    re.compile(r"\$\$.+?\$\$", re.S),
-    re.compile(r"\\\[.+?\\\]", re.S),
-    re.compile(r"\\\(.+?\\\)", re.S),
-    re.compile(r"\\begin\{([a-z]+\*?)\}.*?\\end\{\1\}", re.S),
-    re.compile(r"\$[^$]+?\$", re.S),
-)
-_DISPLAYSTYLE = re.compile(r"^\{\\displaystyle(.*)\}$", re.S)
-
-
-def squeeze(text: str) -> str:
-    return _NO_SPACE.sub("", text)
-
-
-def source_tex(html: str) -> list[str]:
-    """TeX expressions in the page source, white space removed (markup bodies, or delimited)."""
-    found: list[str] = [html_lib.unescape(m.group(1)) for m in _SCRIPT_TEX.finditer(html)]
-    html = _NON_CONTENT.sub(" ", _COMMENT.sub("", html))
-    for m in _MATH_BLOCK.finditer(html):
-        xtex = _XTEX.search(m.group(2))
-        alt = _ALTTEXT.search(m.group(1))
-        tex = xtex.group(1) if xtex else alt.group(1) if alt else ""
-        tex = html_lib.unescape(tex).strip()
-        wrapper = _DISPLAYSTYLE.match(tex)
-        found.append(wrapper.group(1) if wrapper else tex)
-    found.extend(html_lib.unescape(m.group(2)) for m in _DISTILL.finditer(html))
-    text = html_lib.unescape(_TAG.sub("", _MARKUP_MATH.sub(" ", html)))
-    for pattern in _TEXT_TEX:  # longest delimiters first; each match is cut out of the text
-        found.extend(m.group(0) for m in pattern.finditer(text))
-        text = pattern.sub(" ", text)
-    return [s for s in (squeeze(t) for t in found) if s]
-
-
-def tex_recall(html: str, extracted: str) -> tuple[int, int]:
-    """(expressions found in the extracted text, expressions in the source)."""
-    expected = source_tex(html)
-    text = squeeze(extracted)
-    return sum(1 for tex in expected if tex in text), len(expected)
-
-
-# Measured: resiliparse 0.990, trafilatura 0.985 (19 pages with TeX in their source, on the
-# sites the extractor was developed against).
-TEX_RECALL_FLOOR = {"resiliparse": 0.97, "trafilatura": 0.96}
-# Sites added to ../shared/data after the extractor was written, whose recall issue 15 lifts:
-# formulas as raw `$..$` between headings, lists and figures, which main-content selection drops.
-SITES_BELOW_FLOOR = {"lilianweng": "issue 15: math-aware main-content decision"}
-
-
-def site_of(filename: str) -> str:
-    return filename.split("/")[1]  # html/<site>/...
+# Goal (issue 15): TeX recall >= 0.95 on every math site, the mean of its pages. Measured with
+# the math-aware main-content decision: resiliparse 0.999 distill, 1.000 lilianweng, 1.000
+# mathjax_demos, 1.000 on the single pages of readability and trafilatura; trafilatura 0.997,
+# 1.000, 1.000, 1.000 (bench/extraction_quality.py prints the leave-one-site-out figures).
+SITE_TEX_RECALL_FLOOR = 0.95
+# No single page loses more than this share of its TeX (measured worst: 0.995 resiliparse,
+# 0.98 trafilatura, distill/ctc and understanding-gnns).
+PAGE_TEX_RECALL_FLOOR = 0.9
 
 
 def tex_recall_by_page(
@@ -153,38 +89,24 @@ def tex_recall_by_page(
 
 
 @pytest.mark.parametrize("backend", EXTRACTOR_NAMES)
-def test_tex_recall_on_math_pages(
+def test_tex_recall_on_every_math_site(
     backend: str, pages: list[Page], extractions: dict[str, dict[str, Extraction]]
 ) -> None:
-    rows = [
-        r
-        for r in tex_recall_by_page(pages, extractions, backend)
-        if site_of(r[3]) not in SITES_BELOW_FLOOR
-    ]
-    assert len(rows) >= 19
-    mean = sum(r[0] for r in rows) / len(rows)
-    print(f"\nTeX recall, {backend}: mean {mean:.3f} over {len(rows)} pages with TeX")
-    for frac, hit, total, filename in rows[:4]:
-        print(f"    {frac:.2f} ({hit}/{total}) {filename}")
-    assert mean >= TEX_RECALL_FLOOR[backend], f"{backend}: TeX recall {mean:.3f}"
-
-
-@pytest.mark.parametrize("backend", EXTRACTOR_NAMES)
-@pytest.mark.parametrize(
-    "site",
-    [
-        pytest.param(site, marks=pytest.mark.xfail(strict=True, reason=reason))
-        for site, reason in SITES_BELOW_FLOOR.items()
-    ],
-)
-def test_tex_recall_on_sites_added_later(
-    site: str, backend: str, pages: list[Page], extractions: dict[str, dict[str, Extraction]]
-) -> None:
-    rows = [r for r in tex_recall_by_page(pages, extractions, backend) if site_of(r[3]) == site]
-    assert rows, f"no math page with TeX from {site}"
-    mean = sum(r[0] for r in rows) / len(rows)
-    print(f"\nTeX recall on {site}, {backend}: mean {mean:.3f} over {len(rows)} pages")
-    assert mean >= TEX_RECALL_FLOOR[backend], f"{backend} on {site}: TeX recall {mean:.3f}"
+    rows = tex_recall_by_page(pages, extractions, backend)
+    math_sites = {site_of(p.filename) for p in pages if p.label == "math"}
+    by_site: dict[str, list[float]] = {}
+    for frac, _hit, _total, filename in rows:
+        by_site.setdefault(site_of(filename), []).append(frac)
+    # Every site with math pages whose source holds TeX is measured (labels.csv decides).
+    assert len(by_site) >= 3 and set(by_site) <= math_sites
+    print(f"\nTeX recall, {backend}, per site (mean, min, pages):")
+    for site, fracs in sorted(by_site.items()):
+        print(f"    {site:14s} {sum(fracs) / len(fracs):.3f} {min(fracs):.3f} {len(fracs)}")
+    for site, fracs in by_site.items():
+        mean = sum(fracs) / len(fracs)
+        assert mean >= SITE_TEX_RECALL_FLOOR, f"{backend} on {site}: TeX recall {mean:.3f}"
+    worst = rows[0]
+    assert worst[0] >= PAGE_TEX_RECALL_FLOOR, f"{backend}: {worst}"
 
 
 # --- MathML without TeX comes out as LaTeX --------------------------------------------------
@@ -213,22 +135,10 @@ def test_mathml_pages_read_as_latex(
 
 # --- main content on not-math pages ---------------------------------------------------------
 
-_WORD = re.compile(r"\w+")
-
-
-def token_prf(predicted: str, truth: str) -> tuple[float, float, float]:
-    """Bag-of-words precision, recall and F1 of predicted text against the ground truth."""
-    pred = Counter(_WORD.findall(predicted.lower()))
-    gold = Counter(_WORD.findall(truth.lower()))
-    overlap = sum((pred & gold).values())
-    precision = overlap / sum(pred.values()) if pred else 0.0
-    recall = overlap / sum(gold.values()) if gold else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return precision, recall, f1
-
-
-# Measured mean F1: resiliparse 0.912 (P 0.863, R 0.988), trafilatura 0.948 (P 0.932, R 0.983).
-SCRAPINGHUB_FLOOR = {"resiliparse": 0.89, "trafilatura": 0.92}
+# Measured mean F1: resiliparse 0.950 (P 0.923, R 0.988), trafilatura 0.948 (P 0.930, R 0.984).
+# The goal (issue 15) is 0.93 for the default extractor; its skipped selectors were chosen on
+# half of these pages (held-out half: bench/extraction_quality.py).
+SCRAPINGHUB_FLOOR = {"resiliparse": 0.93, "trafilatura": 0.93}
 
 
 def test_scrapinghub_ground_truth(extractions: dict[str, dict[str, Extraction]]) -> None:
@@ -249,10 +159,10 @@ def test_scrapinghub_ground_truth(extractions: dict[str, dict[str, Extraction]])
         assert f1 >= SCRAPINGHUB_FLOOR[name], f"{name}: F1 {f1:.3f}"
 
 
-# Measured: with 0.924 / 0.945, without 0.661 / 0.876 (resiliparse / trafilatura). resiliparse
-# keeps more comment sections, "related articles" boxes and bylines than trafilatura.
-WITH_FLOOR = {"resiliparse": 0.90, "trafilatura": 0.92}
-WITHOUT_FLOOR = {"resiliparse": 0.63, "trafilatura": 0.85}
+# Measured: with 0.908 / 0.945, without 0.746 / 0.874 (resiliparse / trafilatura). resiliparse
+# keeps more "related articles" boxes and teasers than trafilatura; comments and bylines go.
+WITH_FLOOR = {"resiliparse": 0.89, "trafilatura": 0.92}
+WITHOUT_FLOOR = {"resiliparse": 0.72, "trafilatura": 0.85}
 
 
 def test_trafilatura_eval_snippets(extractions: dict[str, dict[str, Extraction]]) -> None:
@@ -269,13 +179,13 @@ def test_trafilatura_eval_snippets(extractions: dict[str, dict[str, Extraction]]
             if filename is None or filename not in by_file:
                 continue
             pages += 1
-            text = _NO_SPACE.sub(" ", by_file[filename].text)
+            text = NO_SPACE.sub(" ", by_file[filename].text)
             for snippet in item.get("with", []):
                 with_total += 1
-                with_hits += _NO_SPACE.sub(" ", snippet) in text
+                with_hits += NO_SPACE.sub(" ", snippet) in text
             for snippet in item.get("without", []):
                 without_total += 1
-                without_hits += _NO_SPACE.sub(" ", snippet) not in text
+                without_hits += NO_SPACE.sub(" ", snippet) not in text
         with_rate, without_rate = with_hits / with_total, without_hits / without_total
         print(
             f"  {name:12s} with {with_rate:.3f} ({with_hits}/{with_total})  "
