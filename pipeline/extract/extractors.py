@@ -45,10 +45,16 @@ def _version(package: str) -> str:
     return f"{importlib.metadata.version(package)}+math{MATH_PREPASS_REVISION}"
 
 
-class _ResiliparseText:
-    """resiliparse's html2text with our settings, the main-content pass and the whole-page pass."""
+class ResiliparseText:
+    """resiliparse's html2text with our settings: the main-content pass (skipping
+    `main_skip`) and the whole-page pass (skipping `page_skip`)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        main_skip: tuple[str, ...] = BOILERPLATE_SELECTORS,
+        page_skip: tuple[str, ...] = CHROME_SELECTORS,
+    ) -> None:
+        self._skip = {True: list(main_skip) or None, False: list(page_skip) or None}
         # Imported here so that choosing one backend never requires the other to be installed.
         from resiliparse.extract.html2text import extract_plain_text
         from resiliparse.parse.html import HTMLTree
@@ -76,7 +82,7 @@ class _ResiliparseText:
             noscript=False,
             comments=False,  # reader comments are not the article
             post_meta=False,  # bylines, dates, tags
-            skip_elements=list(BOILERPLATE_SELECTORS if main_content else CHROME_SELECTORS),
+            skip_elements=self._skip[main_content],
         )
 
 
@@ -86,14 +92,14 @@ class ResiliparseExtractor:
     name = "resiliparse"
 
     def __init__(self) -> None:
-        self._html2text = _ResiliparseText()
+        self._html2text = ResiliparseText()
         self.version = _version("resiliparse")
 
     def extract(self, html: str, url: str | None = None) -> MainContent:
         del url  # the heuristics are per page, not per site
         tree = self._html2text.parse(html)
         main = self._html2text.text(tree, main_content=True)
-        return decide_main_content(
+        return decide_main_content(  # the whole-page pass reuses the parsed tree
             main, lambda: self._html2text.text(tree, main_content=False), html
         )
 
@@ -108,7 +114,7 @@ class TrafilaturaExtractor:
         import trafilatura
 
         self._extract = trafilatura.extract
-        self._html2text = _ResiliparseText()
+        self._html2text = ResiliparseText()
         self.version = _version("trafilatura")
 
     def extract(self, html: str, url: str | None = None) -> MainContent:

@@ -77,9 +77,10 @@ def _key(line: str) -> str:
     return _BULLET.sub("", _SPACE.sub(" ", line).strip())
 
 
-def restore_math_lines(main: str, page: str) -> MainContent:
+def restore_math_lines(main: str, page: str, span_only: bool = True) -> MainContent:
     """`main` with the TeX-carrying lines of `page` (the same page's whole text) that `main`
-    dropped put back where they stood, between the first and last lines the two share."""
+    dropped put back where they stood, between the first and last lines the two share
+    (anywhere with `span_only=False`, which bench/extraction_quality.py weighs against it)."""
     main_lines = main.split("\n")
     page_lines = page.split("\n")
     # Aligned on non-blank lines: blank lines repeat, and would make the alignment quadratic.
@@ -103,7 +104,8 @@ def restore_math_lines(main: str, page: str) -> MainContent:
 
     insert_before: dict[int, list[str]] = {}
     restored = 0
-    for tag, p0, p1, _m0, m1 in ops[1:-1]:  # a first or last run lies outside the main span
+    # A first or last run lies outside the main span: headers, footers.
+    for tag, p0, p1, _m0, m1 in ops[1:-1] if span_only else ops:
         if tag not in ("delete", "replace"):
             continue
         lines = [page_lines[i] for i in page_at[p0:p1] if missing(page_lines[i])]
