@@ -306,7 +306,8 @@ class BenchmarkIndex:
     """bool[max(n, WHOLE_MAX_GRAMS + 1)]: short_mask[L] is True when some text matched whole
     (a short text, or a long one without evidence) has L grams."""
     short_first: np.ndarray
-    """uint64, sorted: the hash of the first gram of every short text."""
+    """uint64, sorted: the prefix state of every text matched whole: `h0 * P + h1` over its
+    first two grams (`h0` for a one-gram text)."""
     long_bloom: np.ndarray
     short_bloom: np.ndarray
     short_first_bloom: np.ndarray
@@ -374,7 +375,12 @@ class BenchmarkIndex:
                     counts["no_evidence"] += 1
                 else:
                     short_keys.append(sequence_key_reference([int(h) for h in hashes]))
-                    short_first.add(int(hashes[0]))
+                    # The prefix state after two grams (one for a one-gram text): the kernel's
+                    # filter on where a whole text can start.
+                    prefix = int(hashes[0])
+                    if whole >= 2:
+                        prefix = (prefix * _POLY + int(hashes[1])) & _MASK
+                    short_first.add(prefix)
                     short_items.append(row)
                     short_mask[whole] = True
                     counts["short" if whole < n else "whole"] += 1

@@ -243,9 +243,17 @@ if numba is not None:
         # Short texts (the rare case): only where a short text's first gram could start.
         if has_short:
             for i in range(m):
-                bit = hashes[i] & first_bits
-                if ((short_first_bloom[bit >> _U(6)] >> (bit & _U(63))) & _U(1)) == _U(0):
-                    continue
+                # Where a whole text can start: its prefix state (two grams) is in the filter.
+                one = False
+                if short_mask[1]:
+                    bit = hashes[i] & first_bits
+                    one = ((short_first_bloom[bit >> _U(6)] >> (bit & _U(63))) & _U(1)) != _U(0)
+                if not one:
+                    if i + 1 >= m:
+                        continue
+                    bit = (hashes[i] * _U(_POLY) + hashes[i + 1]) & first_bits
+                    if ((short_first_bloom[bit >> _U(6)] >> (bit & _U(63))) & _U(1)) == _U(0):
+                        continue
                 state = _U(0)
                 for length in range(1, min(max_short, m - i) + 1):
                     state = state * _U(_POLY) + hashes[i + length - 1]
