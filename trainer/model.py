@@ -3,8 +3,9 @@
 RMSNorm pre-norm blocks, rotary embeddings in Hugging Face's rotate_half layout (HF weights load
 without permutation), grouped-query attention and a SwiGLU MLP. A packed row is masked per
 document from `position_ids` (flash-attn varlen on GPU, a block-diagonal mask otherwise).
-`cross_entropy_loss` is the trainer's one loss; labels come already shifted. docs/trainer.md
-explains the conventions.
+`cross_entropy_loss` is the trainer's one loss; labels come already shifted. `KVCache` and
+`Transformer.forward_cached` are the incremental-decoding path of the evaluation (docs/eval.md);
+the training forward never touches them. docs/trainer.md explains the conventions.
 """
 
 from __future__ import annotations
@@ -130,6 +131,39 @@ class Attention(nn.Module):
             ).transpose(1, 2)
         return self.wo(out.reshape(batch, t, self.n_heads * self.head_dim))
 
+    def forward_cached(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        start: int,
+    ) -> torch.Tensor:
+        """Attention of t new tokens at cache slots [start, start + t) over slots [0, start + t).
+
+        keys/values (batch, n_kv_heads, capacity, head_dim) are this layer's preallocated cache:
+        the new keys and values are written into them in place. mask (batch, 1, t, start + t)
+        is True where a query may attend to a slot (see KVCache.attention_mask).
+        """
+        batch, t, _ = x.shape
+        q = self.wq(x).view(batch, t, self.n_heads, self.head_dim)
+        k = self.wk(x).view(batch, t, self.n_kv_heads, self.head_dim)
+        v = self.wv(x).view(batch, t, self.n_kv_heads, self.head_dim)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        end = start + t
+        keys[:, :, start:end] = k.transpose(1, 2)
+        values[:, :, start:end] = v.transpose(1, 2)
+        out = F.scaled_dot_product_attention(
+            q.transpose(1, 2),
+            keys[:, :, :end],
+            values[:, :, :end],
+            attn_mask=mask,
+            enable_gqa=self.n_kv_heads != self.n_heads,
+        ).transpose(1, 2)
+        return self.wo(out.reshape(batch, t, self.n_heads * self.head_dim))
+
 
 class FeedForward(nn.Module):
     """SwiGLU: w2(silu(w1 x) * w3 x) (Shazeer 2020); w1 is HF's gate_proj, w3 up_proj."""
@@ -165,6 +199,74 @@ class Block(nn.Module):
     ) -> torch.Tensor:
         x = x + self.attention(self.attention_norm(x), cos, sin, mask, cu_seqlens, max_seqlen)
         return x + self.feed_forward(self.ffn_norm(x))
+
+    def forward_cached(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        start: int,
+    ) -> torch.Tensor:
+        """forward() for new tokens whose earlier keys/values are in the cache."""
+        h = self.attention_norm(x)
+        x = x + self.attention.forward_cached(h, cos, sin, mask, keys, values, start)
+        return x + self.feed_forward(self.ffn_norm(x))
+
+
+class KVCache:
+    """Preallocated keys and values of every layer for batched incremental decoding.
+
+    Rows are left-padded: slot j of every row holds the j-th token fed to the model, and
+    `valid` (batch, capacity) says which slots hold real tokens (False for the padding on the
+    left of shorter prompts). Every row shares one fill level `length`, so a decode step writes
+    one slot for all rows. Position ids count only a row's valid tokens (the first real token is
+    position 0), which makes a left-padded row compute what it would compute alone.
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        batch: int,
+        capacity: int,
+        device: torch.device | str,
+        dtype: torch.dtype,
+    ) -> None:
+        if capacity > config.max_seq_len:
+            raise ValueError(f"cache of {capacity} slots > max_seq_len {config.max_seq_len}")
+        shape = (batch, config.n_kv_heads, capacity, config.head_dim)
+        self.keys = [torch.empty(shape, device=device, dtype=dtype) for _ in range(config.n_layers)]
+        self.values = [
+            torch.empty(shape, device=device, dtype=dtype) for _ in range(config.n_layers)
+        ]
+        self.valid = torch.zeros(batch, capacity, dtype=torch.bool, device=device)
+        self.capacity = capacity
+        self.length = 0  # slots filled (the same for every row)
+
+    def append(self, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reserve slots for t new tokens per row; returns (position_ids, mask) for them.
+
+        valid (batch, t): which new tokens are real. position_ids (batch, t): the number of
+        valid tokens before each one in its row. mask (batch, 1, t, length + t): query i may
+        attend to slot j when j is valid and j <= its own slot; every query also sees its own
+        slot, so a padding query never has an empty row (its output is never read).
+        """
+        t = valid.shape[1]
+        start, end = self.length, self.length + t
+        if end > self.capacity:
+            raise ValueError(f"KV cache full: {end} slots needed, capacity {self.capacity}")
+        self.valid[:, start:end] = valid
+        seen = self.valid[:, :end].long().cumsum(dim=1)  # valid tokens up to each slot
+        position_ids = (seen[:, start:end] - 1).clamp(min=0)
+        slots = torch.arange(end, device=valid.device)
+        query_slots = slots[start:end]
+        causal = slots[None, :] <= query_slots[:, None]  # (t, end)
+        own = slots[None, :] == query_slots[:, None]
+        mask = (causal[None] & self.valid[:, None, :end]) | own[None]
+        self.length = end
+        return position_ids, mask[:, None]
 
 
 class Transformer(nn.Module):
@@ -225,6 +327,31 @@ class Transformer(nn.Module):
         cos, sin = rotary_cos_sin(position_ids, self.config, x.dtype)
         for layer in self.layers:
             x = layer(x, cos, sin, mask, cu_seqlens, max_seqlen)
+        return self.output(self.norm(x))
+
+    def new_cache(self, batch: int, capacity: int) -> KVCache:
+        """An empty KVCache for `batch` rows of up to `capacity` tokens, on the model's device
+        and in its dtype."""
+        weight = self.tok_embeddings.weight
+        return KVCache(self.config, batch, capacity, weight.device, weight.dtype)
+
+    def forward_cached(
+        self, input_ids: torch.Tensor, cache: KVCache, valid: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits (batch, t, vocab_size) of t new tokens per row, appended to `cache`.
+
+        The prefill passes the left-padded prompts with valid False on the padding; each decode
+        step then passes one token per row (valid None: all real). The logits equal those of
+        forward() on each row's real tokens alone (tests/trainer/benchmarks/test_generation.py).
+        """
+        if valid is None:
+            valid = torch.ones_like(input_ids, dtype=torch.bool)
+        start = cache.length
+        position_ids, mask = cache.append(valid)
+        x = self.tok_embeddings(input_ids)
+        cos, sin = rotary_cos_sin(position_ids, self.config, x.dtype)
+        for layer, keys, values in zip(self.layers, cache.keys, cache.values, strict=True):
+            x = layer.forward_cached(x, cos, sin, mask, keys, values, start)
         return self.output(self.norm(x))
 
     @staticmethod
