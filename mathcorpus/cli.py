@@ -59,6 +59,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "train_main",
         "train on manifest shards (code/math mixture, forgetting curve)",
     ),
+    "eval": (
+        "trainer.benchmarks.cli",
+        "main",
+        "score a checkpoint on GSM8K, MATH, MMLU-STEM, ..., HumanEval, MBPP (offline)",
+    ),
     "report": ("mathcorpus.report", "main", "write report.html for a run folder"),
     "demo": ("mathcorpus.demo", "main", "run the whole chain on a generated sample crawl"),
 }
