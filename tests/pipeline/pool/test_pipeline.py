@@ -130,6 +130,14 @@ def test_sample_crawl_faults_and_drops_are_reported(pooled: tuple[Path, dict]) -
     assert stats["stages"]["decode"]["notes"]["bad_bytes_replaced"] >= 2
 
 
+def test_stats_count_the_math_before_and_after_main_content(pooled: tuple[Path, dict]) -> None:
+    notes = pooled[1]["stages"]["extract"]["notes"]
+    # The sample's math pages carry TeX; the main text keeps it (counted on the pages kept).
+    assert notes["pages_with_math"] > 0
+    assert notes["tex_in_page"] > 0
+    assert 0 < notes["tex_in_main_text"] <= notes["tex_in_page"]
+
+
 def test_url_dedup_keeps_newest_capture(pooled: tuple[Path, dict], sample: SampleCrawl) -> None:
     out, stats = pooled
     rows = read_rows(out)
