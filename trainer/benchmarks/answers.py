@@ -18,8 +18,9 @@ _NUMBER_OR_FRACTION = re.compile(r"-?[\d,]*\.?\d+(?:/\d+)?")
 
 
 def normalize_number(text: str) -> str:
-    """`1,234.50` -> `1234.5`, `$18.00` -> `18`, `-3.` -> `-3`: the canonical written number."""
-    text = text.strip().replace(",", "").replace("$", "").rstrip(".")
+    """`1,234.50` -> `1234.5`, `$18.00` -> `18`, `-3.` -> `-3`, `40%` -> `40`: the canonical
+    written number (CMATH's golds carry `%`; the percent sign is dropped on both sides)."""
+    text = text.strip().replace(",", "").replace("$", "").replace("%", "").rstrip(".")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     if text in ("", "-"):
@@ -166,7 +167,7 @@ def normalize_math_answer(string: str) -> str:
     Kept step for step, with two additions of ours (marked): surrounding `$` and a trailing
     period are removed first, as generations often end a sentence with the answer.
     """
-    string = string.strip().strip("$").strip()  # ours
+    string = string.strip().removesuffix(".").strip("$").strip()  # ours
     string = string.removesuffix(".")  # ours
     string = string.replace("\n", "")  # line breaks
     string = string.replace("\\!", "")  # negative thin spaces
