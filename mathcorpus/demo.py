@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import sysconfig
 import time
@@ -50,12 +51,32 @@ def _timed(summary: dict[str, Any], key: str, fn: Callable[[], Any]) -> Any:
     return result
 
 
+# Benchmarks the demo runs on each arm after each stage, and how many items: enough to show
+# the table and the gold NLL moving; the demo's 1M-parameter model scores ~0 accuracy anyway.
+DEMO_BENCHMARKS = ("gsm8k", "math", "mmlu_stem", "humaneval", "mbpp")
+DEMO_BENCHMARK_LIMIT = 2
+DEMO_MAX_NEW_TOKENS = 32  # the demo model's context is 256 tokens
+
+
+def demo_benchmark_root() -> Path | None:
+    """$MATHCORPUS_BENCHMARKS, else ../shared/data/benchmarks beside the repository, if present
+    (real benchmark files are not part of the repository; without them the demo skips them)."""
+    from trainer.benchmarks.runner import BENCHMARK_ROOT_ENV
+
+    env = os.environ.get(BENCHMARK_ROOT_ENV)
+    if env:
+        return Path(env)
+    beside = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks"
+    return beside if beside.is_dir() else None
+
+
 def run_demo(
     workdir: Path,
     seed: int,
     scale: float,
     beam_args: Sequence[str],
     train_overrides: Sequence[str] = (),
+    benchmark_root: Path | None = None,
 ) -> dict[str, Any]:
     from mathcorpus.report import DEMO_SUMMARY_FILE, write_report
     from mathcorpus.sample_crawl import write_sample_crawl
@@ -226,8 +247,19 @@ def run_demo(
     )
 
     _banner(7, "two-stage vs one-stage code+math training, forgetting measured (sec. 5.1.1)")
-    from trainer.experiment import run_demo_training
+    from trainer.experiment import ArmEvaluation, run_demo_training
 
+    arm_evaluation = None
+    if benchmark_root is not None:
+        arm_evaluation = ArmEvaluation(
+            benchmark_root=str(benchmark_root),
+            benchmarks=DEMO_BENCHMARKS,
+            limit=DEMO_BENCHMARK_LIMIT,
+            tokenizer=str(tokenizer_json),
+            max_new_tokens=DEMO_MAX_NEW_TOKENS,
+        )
+    else:
+        print("no benchmark files ($MATHCORPUS_BENCHMARKS unset): benchmarks skipped")
     comparison = _timed(
         summary,
         "training",
@@ -236,6 +268,7 @@ def run_demo(
             code_dir / "manifest.json",
             workdir / "train",
             overrides=train_overrides,
+            benchmarks=arm_evaluation,
         ),
     )
     print(json.dumps(comparison, indent=2)[:2000])
@@ -273,7 +306,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args, beam_args = parser.parse_known_args(argv)
     summary = run_demo(
-        Path(args.workdir), args.seed, args.scale, beam_args, tuple(args.train_override)
+        Path(args.workdir),
+        args.seed,
+        args.scale,
+        beam_args,
+        tuple(args.train_override),
+        demo_benchmark_root(),
     )
     print(f"\ndemo finished; outputs in {args.workdir}; report: {summary['report']}")
     return 0

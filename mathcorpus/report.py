@@ -31,7 +31,7 @@ from pipeline.mine.config import (
     SUMMARY_FILE,
 )
 from tokenizer.manifest import MANIFEST_FILE
-from trainer.run_files import COMPARISON_FILE, EVAL_CSV, TRAIN_LOG
+from trainer.run_files import BENCHMARK_RESULTS_FILE, COMPARISON_FILE, EVAL_CSV, TRAIN_LOG
 
 DEMO_SUMMARY_FILE = "demo_summary.json"
 """What `mathcorpus demo` ran and how long each step took (in the demo's workdir)."""
@@ -445,6 +445,146 @@ def training_section(root: Path, folder: Path) -> Section | None:
     return Section(f"Training: {_rel(root, folder)}", "".join(charts), "training")
 
 
+# --- the one-screen summary at the top ----------------------------------------------------
+
+
+def _stage_funnels(root: Path) -> list[tuple[str, str, int, int]]:
+    """(stage, folder, pages in, pages out) of every stage's stats.json, in pipeline order."""
+    rows = []
+    for folder in _walk(root):
+        path = folder / STATS_FILE
+        if not path.is_file():
+            continue
+        stats = _read_json(path)
+        stage = stats.get("stage")
+        funnel = stats.get("funnel")
+        if stage not in FUNNEL_ORDER or not funnel:
+            continue
+        rows.append((stage, _rel(root, folder), int(funnel[0]["in"]), int(funnel[-1]["kept"])))
+    return sorted(rows, key=lambda r: (FUNNEL_ORDER.index(r[0]), r[1]))
+
+
+def _tokens_by_domain(root: Path) -> dict[str, int]:
+    tokens: dict[str, int] = {}
+    for folder in _walk(root):
+        path = folder / MANIFEST_FILE
+        if path.is_file():
+            for info in _read_json(path).get("totals", {}).get("by_source", {}).values():
+                domain = str(info.get("domain", "?"))
+                tokens[domain] = tokens.get(domain, 0) + int(info.get("tokens", 0))
+    return tokens
+
+
+def _leaks(root: Path) -> list[str]:
+    """One line per contamination report: pages removed, benchmarks with leaked items."""
+    lines = []
+    for folder in _walk(root):
+        path = folder / CONTAMINATION_FILE
+        if not path.is_file():
+            continue
+        report = _read_json(path)
+        benchmarks = report.get("benchmarks", report.get("per_benchmark", {}))
+        leaked = []
+        if isinstance(benchmarks, dict):
+            for name, info in sorted(benchmarks.items()):
+                items = info.get("leaked_items", info.get("items", []))
+                count = len(items) if isinstance(items, list) else int(items or 0)
+                if count:
+                    leaked.append(f"{name}: {count} items")
+        removed = report.get("pages_removed", report.get("removed", "?"))
+        lines.append(
+            f"{_rel(root, folder)}: {removed} pages removed"
+            + (f" ({', '.join(leaked)})" if leaked else "")
+        )
+    return lines
+
+
+def _experiment_chart(folder: Path, comparison: dict[str, Any]) -> str:
+    """Each arm's code and math held-out loss on one pair of axes, the stage switch marked."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    switch_tokens = None
+    switch_step = comparison.get("math_stage_starts_at_step")
+    for run in comparison.get("runs", {}):
+        path = folder / run / EVAL_CSV
+        if not path.is_file():
+            continue
+        with path.open(newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                if row.get("domain") not in ("code", "math"):
+                    continue
+                try:
+                    point = (float(row["tokens"]), float(row["loss"]))
+                except (KeyError, ValueError):
+                    continue
+                series.setdefault(f"{run}: {row['domain']}", []).append(point)
+                if (
+                    run == "two_stage"
+                    and switch_tokens is None
+                    and row.get("step") == str(switch_step)
+                ):
+                    switch_tokens = point[0]
+    markers = [(switch_tokens, "math stage starts")] if switch_tokens is not None else []
+    return line_chart(
+        series,
+        "held-out loss per arm (DeepSeekMath sec. 5.1.1)",
+        x_label="tokens seen",
+        y_label="loss (nats/token)",
+        width=560,
+        markers=markers,
+    )
+
+
+def _benchmark_table(folder: Path, comparison: dict[str, Any]) -> str:
+    """Benchmark figures per arm and stage, from each arm's benchmark results (if evaluated)."""
+    rows = []
+    for run in comparison.get("runs", {}):
+        for path in sorted((folder / run).glob(f"**/{BENCHMARK_RESULTS_FILE}")):
+            results = _read_json(path)
+            stage = path.parent.name
+            for name, info in sorted(results.get("benchmarks", {}).items()):
+                score = info.get("pass@1", info.get("accuracy"))
+                rows.append([run, stage, name, score, info.get("gold_nll")])
+    if not rows:
+        return "<p class='muted'>no benchmark results under this experiment yet</p>"
+    return _table(["arm", "after", "benchmark", "accuracy / pass@1", "gold NLL"], rows, 3)
+
+
+def summary_html(root: Path) -> str:
+    """The one-screen summary a person reads first; "" when the folder holds no stage output."""
+    funnels = _stage_funnels(root)
+    tokens = _tokens_by_domain(root)
+    leaks = _leaks(root)
+    parts = []
+    if funnels:
+        parts.append(
+            _table(["stage", "folder", "pages in", "pages out"], [list(r) for r in funnels], 2)
+        )
+    facts = []
+    if tokens:
+        facts.append(
+            "tokens by domain: " + ", ".join(f"{d} {n:,}" for d, n in sorted(tokens.items()))
+        )
+    if leaks:
+        facts.append("leaked: " + "; ".join(leaks))
+    if facts:
+        parts.append("".join(f"<p>{escape(f)}</p>" for f in facts))
+    for folder in _walk(root):
+        path = folder / COMPARISON_FILE
+        if path.is_file():
+            comparison = _read_json(path)
+            parts.append(
+                "<div class='pair'><div>"
+                + _experiment_chart(folder, comparison)
+                + "</div><div>"
+                + _benchmark_table(folder, comparison)
+                + "</div></div>"
+            )
+            break
+    if not parts:
+        return ""
+    return "<section id='summary'><h2>Summary</h2>" + "".join(parts) + "</section>"
+
+
 SECTION_BUILDERS: tuple[Callable[[Path, Path], Section | None], ...] = (
     funnel_section,
     dedup_section,
@@ -475,6 +615,7 @@ td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
 td.num{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f4f4}
 .ok{color:#107010}.bad{color:#b00000;font-weight:bold}.muted{color:#666;font-size:.9em}
 nav a{margin-right:1em}svg{display:block;margin:.6em 0}pre{background:#f7f7f7;padding:.6em}
+.pair{display:flex;gap:1em;align-items:flex-start;flex-wrap:wrap}
 """
 
 
@@ -501,7 +642,7 @@ def render_report(root: Path, sections: Sequence[Section]) -> str:
         f"<title>mathcorpus report: {escape(root.name)}</title><style>{STYLE}</style></head>"
         f"<body><h1>mathcorpus run report: {escape(str(root))}</h1>"
         f"<p class='muted'>generated {stamp}; {len(sections)} sections</p>"
-        f"<nav>{nav}</nav>{empty}{summary}{body}</body></html>"
+        f"{summary_html(root)}<nav>{nav}</nav>{empty}{summary}{body}</body></html>"
     )
 
 

@@ -124,8 +124,10 @@ def line_chart(
     width: int = 640,
     height: int = 240,
     log_y: bool = False,
+    markers: Sequence[tuple[float, str]] = (),
 ) -> str:
-    """One polyline per named series of (x, y) points, with a legend."""
+    """One polyline per named series of (x, y) points, with a legend; each marker (x, label)
+    is a dashed vertical line (a stage switch, say)."""
     left, bottom, top_pad, right = 56, 34, 24, 130
     plot_w, plot_h = width - left - right, height - bottom - top_pad
     points = [p for pts in series.values() for p in pts if math.isfinite(p[1])]
@@ -164,6 +166,14 @@ def line_chart(
         f"<text x='12' y='{top_pad + plot_h / 2}' transform='rotate(-90 12 {top_pad + plot_h / 2})'"
         f" text-anchor='middle'>{escape(y_label)}</text>",
     ]
+    for x, label in markers:
+        if x_lo <= x <= x_hi:
+            px = left + plot_w * (x - x_lo) / x_span
+            parts.append(
+                f"<line x1='{px:.1f}' y1='{top_pad}' x2='{px:.1f}' y2='{top_pad + plot_h}'"
+                " stroke='#666' stroke-dasharray='4 3'/>"
+                f"<text x='{px + 3:.1f}' y='{top_pad + 10}'>{escape(label)}</text>"
+            )
     for i, (name, pts) in enumerate(series.items()):
         color = PALETTE[i % len(PALETTE)]
         good = [p for p in pts if math.isfinite(p[1])]

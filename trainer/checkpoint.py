@@ -125,6 +125,32 @@ def save_checkpoint(
     return final
 
 
+STAGE_MODELS_DIR = "stage_models"
+"""Model weights at the end of each mixture stage (checkpoint.at_stage_change)."""
+
+
+def save_stage_model(
+    output_dir: str | Path, stage: int, model: nn.Module, config: TrainConfig, ctx: DistContext
+) -> Path:
+    """The model weights (and train config) at the end of mixture stage `stage`, in
+    output_dir/stage_models/stage-K: a folder `mathcorpus eval` reads like a step folder
+    (collective: every rank calls it)."""
+    model_state = get_model_state_dict(model, options=_FULL)
+    final = Path(output_dir) / STAGE_MODELS_DIR / f"stage-{stage}"
+    if ctx.is_main:
+        tmp = final.with_name(final.name + ".tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        torch.save(model_state, tmp / MODEL_FILE)
+        write_config(config, tmp)
+        if final.exists():  # a rerun after a resume: replace it whole
+            shutil.rmtree(final)
+        tmp.rename(final)
+    barrier(ctx)
+    return final
+
+
 def load_model_weights(model: nn.Module, folder: str | Path) -> None:
     """Only the model weights of a checkpoint (init.kind = "checkpoint")."""
     state = torch.load(Path(folder) / MODEL_FILE, map_location="cpu", weights_only=True)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trainer.config_loader import apply_overrides, config_from_dict, read_config_document
 from trainer.evaluation import read_eval_rows
-from trainer.run_files import COMPARISON_FILE, EVAL_CSV
+from trainer.run_files import BENCHMARK_RESULTS_FILE, COMPARISON_FILE, EVAL_CSV
 from trainer.train_config import TrainConfigError
 
 SECTION_5_1_1 = Path(__file__).parent / "experiments" / "section_5_1_1.toml"
@@ -98,15 +99,95 @@ def compare_forgetting(run_dirs: Mapping[str, Path]) -> dict[str, Any]:
     return summary
 
 
+@dataclass(frozen=True)
+class ArmEvaluation:
+    """Benchmarks run on every arm of an experiment after each of its mixture stages."""
+
+    benchmark_root: str
+    """Folder of the benchmark files (`mathcorpus eval --benchmark-root`)."""
+    benchmarks: tuple[str, ...]
+    """Benchmark names (trainer.benchmarks.runner.ALL_BENCHMARKS)."""
+    limit: int | None = None
+    """Only the first N items of each benchmark."""
+    tokenizer: str | None = None
+    """tokenizer.json of the shards (default: the run's checkpoint.export_tokenizer)."""
+    max_new_tokens: int | None = None
+    """Generation budget override (tokens), for small models with short contexts."""
+
+
+def evaluation_points(run_dir: Path) -> list[tuple[str, Path]]:
+    """(label, model folder): the end of each mixture stage but the last, then the end."""
+    from trainer.checkpoint import STAGE_MODELS_DIR, latest_checkpoint
+
+    points = [
+        (folder.name, folder)
+        for folder in sorted((run_dir / STAGE_MODELS_DIR).glob("stage-*"))
+        if folder.is_dir() and not folder.name.endswith(".tmp")
+    ]
+    final = latest_checkpoint(run_dir)
+    if final is not None:
+        points.append(("end", final))
+    return points
+
+
+def _finished_evaluation(out: Path, config: Any, model_folder: Path) -> dict[str, Any] | None:
+    """results.json of a finished evaluation of the same weights and settings (a rerun skips
+    it), else None."""
+    from dataclasses import asdict
+
+    path = out / BENCHMARK_RESULTS_FILE
+    if not path.is_file() or path.stat().st_mtime < model_folder.stat().st_mtime:
+        return None
+    document = json.loads(path.read_text(encoding="utf-8"))
+    wanted = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
+    return document if document.get("config") == wanted else None
+
+
+def evaluate_arms(
+    run_dirs: Mapping[str, Path], settings: ArmEvaluation
+) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """Benchmarks of every arm at every evaluation point, written to
+    <run>/benchmarks/<label>/results.json; returns run -> label -> benchmark -> figures."""
+    from trainer.benchmarks.runner import EvalConfig, evaluate
+
+    table: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    for run, run_dir in run_dirs.items():
+        for label, folder in evaluation_points(run_dir):
+            out = run_dir / "benchmarks" / label
+            config = EvalConfig(
+                checkpoint=str(folder),
+                output=str(out),
+                benchmark_root=settings.benchmark_root,
+                benchmarks=settings.benchmarks,
+                limit=settings.limit,
+                tokenizer=settings.tokenizer,
+                max_new_tokens=settings.max_new_tokens,
+            )
+            document = _finished_evaluation(out, config, folder) or evaluate(config)
+            table.setdefault(run, {})[label] = {
+                name: {
+                    key: figures[key]
+                    for key in ("n", "accuracy", "pass@1", "gold_nll", "status")
+                    if key in figures
+                }
+                for name, figures in document["benchmarks"].items()
+            }
+    return table
+
+
 def run_experiment(
     path: str | Path,
     output_dir: str | Path,
     manifests: Sequence[str] = (),
     overrides: Sequence[str] = (),
+    benchmarks: ArmEvaluation | None = None,
 ) -> dict[str, Any]:
-    """Train every run of the experiment file, then write and return comparison.json."""
+    """Train every run of the experiment file, then write and return comparison.json; with
+    `benchmarks`, every arm is also evaluated after each of its stages."""
     from trainer.training_loop import train
 
+    if benchmarks is not None:  # the stage-end weights are what is evaluated
+        overrides = [*overrides, "checkpoint.at_stage_change=true"]
     name, documents = experiment_documents(path, output_dir, manifests, overrides)
     configs = {run: config_from_dict(doc) for run, doc in documents.items()}  # check all first
     timings = {}
@@ -114,11 +195,16 @@ def run_experiment(
         started = time.perf_counter()
         train(config)
         timings[run] = round(time.perf_counter() - started, 2)
+    run_dirs = {run: Path(c.output_dir) for run, c in configs.items()}
     comparison = {
         "experiment": name,
-        **compare_forgetting({run: Path(c.output_dir) for run, c in configs.items()}),
+        **compare_forgetting(run_dirs),
         "train_seconds": timings,
     }
+    if benchmarks is not None:
+        started = time.perf_counter()
+        comparison["benchmarks"] = evaluate_arms(run_dirs, benchmarks)
+        comparison["benchmark_seconds"] = round(time.perf_counter() - started, 2)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / (COMPARISON_FILE + ".tmp")
@@ -132,6 +218,7 @@ def run_demo_training(
     code_manifest: str | Path,
     output_dir: str | Path,
     overrides: Sequence[str] = (),
+    benchmarks: ArmEvaluation | None = None,
 ) -> dict[str, Any]:
     """The demo's training: sec. 5.1.1 two-stage vs one-stage on the demo's shards.
 
@@ -140,5 +227,5 @@ def run_demo_training(
     Returns the comparison (also in <output_dir>/comparison.json).
     """
     return run_experiment(
-        SECTION_5_1_1, output_dir, [str(math_manifest), str(code_manifest)], overrides
+        SECTION_5_1_1, output_dir, [str(math_manifest), str(code_manifest)], overrides, benchmarks
     )

@@ -13,3 +13,6 @@ EVAL_PNG = "eval.png"
 """The plot of eval.csv."""
 COMPARISON_FILE = "comparison.json"
 """An experiment's comparison of its runs (in the experiment's output folder)."""
+BENCHMARK_RESULTS_FILE = "results.json"
+"""Benchmark figures of one checkpoint (`mathcorpus eval`); an experiment's arms keep one per
+stage in <run>/benchmarks/<stage>/."""

@@ -319,6 +319,9 @@ class CheckpointConfig:
     """Continue from the newest checkpoint in output_dir/checkpoints when there is one."""
     export_hf: bool = False
     """At the end, also write the model as a Hugging Face Llama folder (output_dir/hf)."""
+    at_stage_change: bool = False
+    """Also save the model weights after the last update of each mixture stage but the last,
+    in output_dir/stage_models/stage-K (kept for good: experiments evaluate benchmarks there)."""
     export_tokenizer: str | None = None
     """tokenizer.json copied into that folder (the manifests name the tokenizer only by its
     fingerprint, so the file is given here; it must have the manifests' fingerprint)."""

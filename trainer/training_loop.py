@@ -369,6 +369,9 @@ class Trainer:
             last = self.step == config.train.steps
             if self._evaluation_due(last):
                 self._evaluate_into(result)
+            stage_ends = not last and self.batches.peek_stage() != self.stage
+            if config.checkpoint.at_stage_change and stage_ends:
+                ckpt.save_stage_model(self.out, self.stage, self.model, config, self.ctx)
             every = config.checkpoint.interval_steps
             if last or (every and self.step % every == 0):
                 self.save_checkpoint()

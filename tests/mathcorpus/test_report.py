@@ -106,3 +106,50 @@ def test_charts_scale_and_mark() -> None:
     lines = line_chart({"math": [(0, 3.0), (10, 2.0)], "code": [(0, 2.5), (10, 2.6)]}, "loss")
     assert lines.count("<polyline") == 2 and "math" in lines
     assert line_chart({}, "empty") == ""
+
+
+def test_summary_opens_the_report_with_the_funnel(pool_run: Path) -> None:
+    html = write_report(pool_run).read_text()
+    summary = html[html.index("<section id='summary'>") :]
+    assert html.index("<section id='summary'>") < html.index("<nav>")  # read first
+    summary = summary[: summary.index("</section>")]
+    assert "<td>pool</td>" in summary and "pages in" in summary
+
+
+def _experiment(root: Path) -> None:
+    """An experiment folder as run_experiment and `mathcorpus eval` leave it (two arms)."""
+    import json
+
+    from trainer.run_files import BENCHMARK_RESULTS_FILE, COMPARISON_FILE, EVAL_CSV
+
+    comparison = {"math_stage_starts_at_step": 2, "runs": {"two_stage": {}, "one_stage": {}}}
+    root.mkdir(parents=True)
+    (root / COMPARISON_FILE).write_text(json.dumps(comparison))
+    for arm, code in (("two_stage", (5.0, 4.0, 4.6)), ("one_stage", (5.0, 4.2, 4.1))):
+        rows = ["step,tokens,stage,domain,loss,target_tokens"]
+        for step, loss in enumerate(code):
+            stage = 0 if step < 2 or arm == "one_stage" else 1
+            rows.append(f"{step * 2},{step * 2048},{stage},code,{loss},100")
+            rows.append(f"{step * 2},{step * 2048},{stage},math,{6.0 - step * 0.5},100")
+        (root / arm).mkdir()
+        (root / arm / EVAL_CSV).write_text("\n".join(rows) + "\n")
+        for stage, acc in (("stage-0", 0.0), ("end", 0.125)):
+            folder = root / arm / "benchmarks" / stage
+            folder.mkdir(parents=True)
+            results = {"benchmarks": {"gsm8k": {"accuracy": acc, "gold_nll": 3.5}}}
+            (folder / BENCHMARK_RESULTS_FILE).write_text(json.dumps(results))
+
+
+def test_summary_shows_the_experiment_answer_in_one_chart(tmp_path: Path) -> None:
+    _experiment(tmp_path / "train")
+    html = write_report(tmp_path).read_text()
+    summary = html[html.index("<section id='summary'>") :]
+    summary = summary[: summary.index("</section>")]
+    chart = summary[summary.index("<svg") : summary.index("</svg>")]
+    # Both arms' code and math loss on the same axes, the stage switch marked.
+    assert chart.count("<polyline") == 4
+    for name in ("two_stage: code", "two_stage: math", "one_stage: code", "one_stage: math"):
+        assert name in chart
+    assert "math stage starts" in chart and "stroke-dasharray" in chart
+    # The benchmark table beside it: per arm, per stage.
+    assert summary.count("<td>gsm8k</td>") == 4 and "<td>end</td>" in summary

@@ -28,6 +28,7 @@ from tokenizer.loading import fingerprint, load_tokenizer, tokenizer_info
 from trainer.benchmarks.generation import EvalModel, LanguageModel
 from trainer.benchmarks.math_tasks import MATH_BENCHMARKS, Benchmark, Item, load_items
 from trainer.model import Transformer
+from trainer.run_files import BENCHMARK_RESULTS_FILE
 
 log = logging.getLogger("mathcorpus.eval")
 
@@ -453,7 +454,7 @@ def evaluate(config: EvalConfig, lm: LanguageModel | None = None) -> dict[str, A
         "seconds": round(time.monotonic() - started, 3),
     }
     write_atomically(
-        out / "results.json", json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+        out / BENCHMARK_RESULTS_FILE, json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     )
     write_atomically(out / "results.csv", results_csv(results))
     return document
