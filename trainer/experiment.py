@@ -12,7 +12,6 @@ paper-scale files. The file layout and the comparison: docs/trainer.md.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -492,8 +491,3 @@ def experiment_scale(
     plan = experiment_plan(path, "<output_dir>", manifests)
     configs = check_plan(plan)
     return {run: run_scale(c, plan.from_runs.get(run)) for run, c in configs.items()}
-
-
-def steps_for_tokens(tokens: int, batch_tokens: int) -> int:
-    """Updates needed to train on at least `tokens` tokens at `batch_tokens` per update."""
-    return math.ceil(tokens / batch_tokens)
