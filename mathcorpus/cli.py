@@ -59,6 +59,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "train_main",
         "train on manifest shards (code/math mixture, forgetting curve)",
     ),
+    "experiment": (
+        "trainer.cli",
+        "experiment_main",
+        "several training runs from one file (sec. 5.1.1, code vs general start) + benchmarks",
+    ),
     "eval": (
         "trainer.benchmarks.cli",
         "main",

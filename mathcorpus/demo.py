@@ -197,49 +197,35 @@ def run_demo(
     else:
         print(f"{tokenizer_json} exists; kept")
 
-    _banner(5, "tokenize the decontaminated corpus into Parquet shards")
-    math_dir = workdir / "shards" / "math"
-    math_stats = _timed(
-        summary,
-        "math_shards",
-        lambda: run_shards(
-            ShardsConfig(
-                output=str(math_dir),
-                inputs=(str(corpus_dir),),
-                source="mathweb",
-                domain="math",
-                tokenizer=str(tokenizer_json),
-                # At least two shards: the trainer holds the last one out for evaluation.
-                num_shards=3,
-                overwrite=True,
-            ),
-            beam_args,
-        ),
-    )
+    def shards(domain: str, source: str, inputs: Sequence[str]) -> tuple[Path, dict[str, Any]]:
+        folder = workdir / "shards" / domain
+        config = ShardsConfig(
+            output=str(folder),
+            inputs=tuple(inputs),
+            source=source,
+            domain=domain,
+            tokenizer=str(tokenizer_json),
+            # At least two shards: the trainer holds the last one out for evaluation.
+            num_shards=3,
+            overwrite=True,
+        )
+        return folder, _timed(summary, f"{domain}_shards", lambda: run_shards(config, beam_args))
 
-    _banner(6, "the standard library as code shards (filters, exact dedup)")
-    code_dir = workdir / "shards" / "code"
-    code_stats = _timed(
-        summary,
-        "code_shards",
-        lambda: run_shards(
-            ShardsConfig(
-                output=str(code_dir),
-                inputs=tuple(code_dirs),
-                source="stdlib",
-                domain="code",
-                tokenizer=str(tokenizer_json),
-                num_shards=3,
-                overwrite=True,
-            ),
-            beam_args,
-        ),
-    )
+    _banner(5, "tokenize the decontaminated corpus into Parquet shards")
+    math_dir, math_stats = shards("math", "mathweb", [str(corpus_dir)])
+
+    _banner(6, "code shards from the standard library, general text shards from the pool")
+    code_dir, code_stats = shards("code", "stdlib", code_dirs)
+    # General web text (the whole pool: mostly not math), for the code-start vs general-start
+    # experiment (trainer/experiments/code_vs_general.toml; README, "Experiments").
+    text_dir, text_stats = shards("text", "web", [str(pool_dir)])
     summary["shards"] = {
         "math_tokens": _manifest_tokens(math_dir),
         "code_tokens": _manifest_tokens(code_dir),
         "math_documents": math_stats["documents_written"],
         "code_documents": code_stats["documents_written"],
+        "text_tokens": _manifest_tokens(text_dir),
+        "text_documents": text_stats["documents_written"],
     }
     print(
         f"math: {summary['shards']['math_tokens']:,} tokens; "

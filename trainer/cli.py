@@ -61,3 +61,43 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(train_main())
+
+
+def experiment_main(argv: Sequence[str] | None = None) -> int:
+    """`mathcorpus experiment FILE --output DIR --manifest M ... [key=value ...]`: every run of
+    an experiment file (trainer/experiments/), then comparison.json; with --benchmark-root,
+    every arm is also scored on benchmarks after each of its stages."""
+    from trainer.benchmarks.runner import BENCHMARK_ROOT_ENV, DEFAULT_BENCHMARKS
+
+    parser = argparse.ArgumentParser(
+        prog="mathcorpus experiment", description=experiment_main.__doc__
+    )
+    parser.add_argument("file", help="experiment TOML (e.g. trainer/experiments/*.toml)")
+    parser.add_argument("--output", required=True, help="folder: one sub-folder per run")
+    parser.add_argument("--manifest", action="append", default=[], help="shard manifests")
+    parser.add_argument(
+        "--benchmark-root", help=f"benchmark files (or ${BENCHMARK_ROOT_ENV}); none: no benchmarks"
+    )
+    parser.add_argument("--benchmarks", nargs="+", default=list(DEFAULT_BENCHMARKS))
+    parser.add_argument("--limit", type=int, help="only the first N items of each benchmark")
+    parser.add_argument("--tokenizer", help="tokenizer.json of the shards")
+    parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="for every run")
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    import json
+    import os
+
+    from trainer.experiment import ArmEvaluation, run_experiment
+
+    root = args.benchmark_root or os.environ.get(BENCHMARK_ROOT_ENV)
+    benchmarks = None
+    if root:
+        benchmarks = ArmEvaluation(root, tuple(args.benchmarks), args.limit, args.tokenizer)
+    try:
+        comparison = run_experiment(
+            args.file, args.output, args.manifest, args.overrides, benchmarks
+        )
+    except (TrainConfigError, DataError) as exc:
+        print(f"mathcorpus experiment: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(comparison, indent=2)[:4000])
+    return 0

@@ -287,6 +287,7 @@ class Trainer:
         barrier(ctx)
         # Mixture stage of the data trained on last (before any update: of the first one).
         self.stage = self.batches.peek_stage()
+        self._last_eval_step = -1  # the step of the newest held-out evaluation
 
     def _setup_data_and_model(self) -> None:
         """Data, model (wrapped for DDP/FSDP), AdamW, schedule, batches, held-out sets."""
@@ -361,7 +362,10 @@ class Trainer:
         self.model.train()
         step_times: list[float] = []
         while self.step < config.train.steps:
-            metrics = self.train_step()
+            micro = self.next_update()
+            if self.step > 0 and micro[0].stage != self.stage:
+                self._stage_ended(result)  # the weights now are the end of self.stage
+            metrics = self.train_step(micro)
             step_times.append(metrics.step_s)
             result.losses.append(metrics.loss)
             result.steps = self.step
@@ -369,9 +373,6 @@ class Trainer:
             last = self.step == config.train.steps
             if self._evaluation_due(last):
                 self._evaluate_into(result)
-            stage_ends = not last and self.batches.peek_stage() != self.stage
-            if config.checkpoint.at_stage_change and stage_ends:
-                ckpt.save_stage_model(self.out, self.stage, self.model, config, self.ctx)
             every = config.checkpoint.interval_steps
             if last or (every and self.step % every == 0):
                 self.save_checkpoint()
@@ -382,11 +383,25 @@ class Trainer:
         self._summarise(result, step_times, started)
         return result
 
-    def train_step(self) -> StepMetrics:
-        """One optimizer update: micro_steps micro-batches, gradients accumulated, clipped."""
+    def next_update(self) -> list[Any]:
+        """The micro-batches of the next optimizer update."""
+        return [self.batches.next_micro_batch() for _ in range(self.micro_steps)]
+
+    def _stage_ended(self, result: TrainResult) -> None:
+        """Before the first update of a new mixture stage: the held-out evaluation (unless
+        this step was just evaluated) and, with checkpoint.at_stage_change, the weights."""
+        if self.config.eval.at_stage_change and self._last_eval_step != self.step:
+            self._evaluate_into(result)
+            self.model.train()
+        if self.config.checkpoint.at_stage_change:
+            ckpt.save_stage_model(self.out, self.stage, self.model, self.config, self.ctx)
+
+    def train_step(self, micro: list[Any] | None = None) -> StepMetrics:
+        """One optimizer update: micro_steps micro-batches (drawn here unless given),
+        gradients accumulated, clipped."""
         config, ctx = self.config, self.ctx
         t0 = time.perf_counter()
-        micro = [self.batches.next_micro_batch() for _ in range(self.micro_steps)]
+        micro = micro if micro is not None else self.next_update()
         self.stage = micro[-1].stage
         # The loss is the mean over every target token of the update on all ranks: each
         # micro-batch's summed loss is divided by the global target count, counted before the
@@ -474,6 +489,8 @@ class Trainer:
         """After the last update, every eval.interval_steps, and before a new mixture stage."""
         next_stage = self.batches.peek_stage() if not last else self.stage
         interval = self.config.eval.interval_steps
+        # A stage change is also caught before the next update (`_stage_ended`): the next
+        # stage is only known here when its first sequence was already drawn.
         return bool(
             last
             or (interval and self.step % interval == 0)
@@ -499,6 +516,7 @@ class Trainer:
         return {d: loss for d, (loss, _) in results.items()}
 
     def _evaluate_into(self, result: TrainResult) -> None:
+        self._last_eval_step = self.step
         losses = self.evaluate()
         if losses is not None:
             result.last_eval = losses

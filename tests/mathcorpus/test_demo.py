@@ -49,6 +49,7 @@ def test_every_stage_did_real_work(demo: tuple[Path, dict]) -> None:
 
     # Shards and training.
     assert summary["shards"]["math_tokens"] > 50_000 and summary["shards"]["code_tokens"] > 50_000
+    assert summary["shards"]["text_tokens"] > summary["shards"]["math_tokens"]  # the whole pool
     training = summary["training"]
     assert training["two_stage_forgets_code"], training
     assert (workdir / "train" / "two_stage" / "eval.csv").is_file()

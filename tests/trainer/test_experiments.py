@@ -237,3 +237,16 @@ def test_gpu_hour_estimates_of_the_paper_scale_files() -> None:
     # 6 x 1.424B x 550B = 4.70e21 FLOPs: ~3,300 H100 SXM hours at 0.4 MFU per 5.1.1 run
     five = experiment_scale(SECTION_5_1_1_PAPER)["two_stage"]
     assert 3_200 < five.gpu_hours(PEAK_BF16_FLOPS["H100 SXM"]) < 3_400
+
+
+def test_experiment_cli_lists_config_problems(
+    capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    from trainer.cli import experiment_main
+    from trainer.experiment import SECTION_5_1_1
+
+    code = experiment_main([str(SECTION_5_1_1), "--output", str(tmp_path / "exp")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "runs.two_stage: data.manifests is empty" in err
+    assert "runs.one_stage: data.manifests is empty" in err

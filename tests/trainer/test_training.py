@@ -171,3 +171,31 @@ def test_section_5_1_1_experiment_writes_its_comparison(tmp_path: Path, real_sha
     log = rows(tmp_path / "exp" / "two_stage" / "train_log.csv")
     assert {r["stage"] for r in log[:change]} == {"0"} and log[-1]["stage"] == "1"
     assert saved["two_stage_forgets_code"] == (two["code_loss_change_after_math"] > 0)
+
+
+@pytest.mark.slow
+def test_stage_end_weights_are_kept_for_the_benchmarks(tmp_path: Path, real_shards) -> None:
+    import torch
+
+    from trainer.checkpoint import MODEL_FILE
+    from trainer.experiment import evaluation_points
+
+    doc = tomllib.loads(SECTION_5_1_1.read_text())
+    doc["experiment"]["runs"] = ["two_stage"]
+    doc["base"]["train"].update(steps=8, batch_tokens=1024)
+    doc["base"]["eval"].update(interval_steps=4, tokens_per_domain=2048)
+    doc["base"]["schedule"]["warmup_steps"] = 2
+    doc["runs"]["two_stage"]["mixture"]["stages"][0]["tokens"] = 5000
+    small = tmp_path / "small.json"
+    small.write_text(json.dumps(doc))
+    manifests = [str(real_shards["math"]), str(real_shards["code"])]
+    saved = run_experiment(
+        small, tmp_path / "exp", manifests, overrides=["checkpoint.at_stage_change=true"]
+    )
+    run_dir = tmp_path / "exp" / "two_stage"
+    points = evaluation_points(run_dir)
+    assert [label for label, _ in points] == ["stage-0", "end"]
+    stage_end = torch.load(points[0][1] / MODEL_FILE, weights_only=True)
+    final = torch.load(points[1][1] / MODEL_FILE, weights_only=True)
+    assert any(not torch.equal(stage_end[k], final[k]) for k in final)  # math came after
+    assert saved["math_stage_starts_at_step"] is not None
