@@ -20,6 +20,7 @@ from typing import Any
 
 from trainer.config_loader import apply_overrides, config_from_dict, read_config_document
 from trainer.evaluation import read_eval_rows
+from trainer.peak_flops import gpu_peak
 from trainer.run_files import BENCHMARK_RESULTS_FILE, COMPARISON_FILE, EVAL_CSV
 from trainer.train_config import TrainConfig, TrainConfigError, TrainLoopConfig
 
@@ -412,12 +413,12 @@ def run_code_vs_general(
 
 # --- paper-scale sizing -------------------------------------------------------------------
 
-PEAK_BF16_FLOPS: dict[str, float] = {
-    "H100 SXM": 989e12,
-    "H100 PCIe": 756e12,
-    "A100": 312e12,
-}
-"""Dense bf16 tensor-core peak FLOP/s of one GPU (NVIDIA datasheets; without sparsity)."""
+ESTIMATE_GPUS = ("H100 SXM", "H100 PCIe", "A100")
+"""The GPUs the paper-scale estimates are given for (labels of trainer/peak_flops.py)."""
+
+PEAK_BF16_FLOPS: dict[str, float] = {label: gpu_peak(label) for label in ESTIMATE_GPUS}
+"""Dense bf16 tensor-core peak FLOP/s of one GPU, from the one table (trainer/peak_flops.py,
+which the training loop's MFU also reads)."""
 
 ASSUMED_MFU = 0.4
 """Model FLOPs utilisation assumed for estimates (an assumption, not a measurement: well-tuned

@@ -2,7 +2,8 @@
 
 RMSNorm pre-norm blocks, rotary embeddings in Hugging Face's rotate_half layout (HF weights load
 without permutation), grouped-query attention and a SwiGLU MLP. A packed row is masked per
-document from `position_ids` (flash-attn varlen on GPU, a block-diagonal mask otherwise).
+document from `position_ids` (trainer/attention.py: a FlexAttention block mask on GPU, a dense
+boolean mask through SDPA on CPU).
 `cross_entropy_loss` is the trainer's one loss; labels come already shifted. `KVCache` and
 `Transformer.forward_cached` are the incremental-decoding path of the evaluation (docs/eval.md);
 the training forward never touches them. docs/trainer.md explains the conventions.
@@ -17,12 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainer.attention import AttentionKind, DocumentMask
+from trainer.attention import document_causal_mask as document_causal_mask  # moved; re-exported
 from trainer.model_configs import ModelConfig
-
-try:  # Optional GPU kernel; the CPU path never needs it.
-    from flash_attn import flash_attn_varlen_func
-except (ImportError, OSError):  # OSError: a wheel built against another CUDA/torch
-    flash_attn_varlen_func = None
 
 IGNORE_INDEX = -100  # label of a position without a target (trainer/packing.py writes them)
 
@@ -70,18 +68,6 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return (x * cos + rotate_half(x) * sin).to(x.dtype)
 
 
-def document_causal_mask(position_ids: torch.Tensor) -> torch.Tensor:
-    """Boolean mask (batch, 1, T, T), True where query t may attend to key s.
-
-    s <= t and both in the same document; a document starts wherever position_ids is 0.
-    """
-    doc = torch.cumsum(position_ids == 0, dim=-1)  # document number of every token
-    same_doc = doc[:, :, None] == doc[:, None, :]
-    t = position_ids.shape[-1]
-    causal = torch.ones(t, t, dtype=torch.bool, device=position_ids.device).tril()
-    return (same_doc & causal)[:, None, :, :]
-
-
 class Attention(nn.Module):
     """Grouped-query self-attention: n_heads query heads share n_kv_heads key/value heads."""
 
@@ -100,35 +86,14 @@ class Attention(nn.Module):
         x: torch.Tensor,
         cos: torch.Tensor,
         sin: torch.Tensor,
-        mask: torch.Tensor | None,
-        cu_seqlens: torch.Tensor | None,
-        max_seqlen: int | None,
+        mask: DocumentMask,
     ) -> torch.Tensor:
         batch, t, _ = x.shape
         q = self.wq(x).view(batch, t, self.n_heads, self.head_dim)
         k = self.wk(x).view(batch, t, self.n_kv_heads, self.head_dim)
         v = self.wv(x).view(batch, t, self.n_kv_heads, self.head_dim)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        if cu_seqlens is not None:  # varlen flash attention over the flattened batch
-            out = flash_attn_varlen_func(
-                q.reshape(batch * t, self.n_heads, self.head_dim),
-                k.reshape(batch * t, self.n_kv_heads, self.head_dim),
-                v.reshape(batch * t, self.n_kv_heads, self.head_dim),
-                cu_seqlens,
-                cu_seqlens,
-                max_seqlen,
-                max_seqlen,
-                causal=True,
-            )
-        else:
-            out = F.scaled_dot_product_attention(
-                q.transpose(1, 2),
-                k.transpose(1, 2),
-                v.transpose(1, 2),
-                attn_mask=mask,
-                is_causal=mask is None,
-                enable_gqa=self.n_kv_heads != self.n_heads,
-            ).transpose(1, 2)
+        out = mask.attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2)
         return self.wo(out.reshape(batch, t, self.n_heads * self.head_dim))
 
     def forward_cached(
@@ -193,11 +158,9 @@ class Block(nn.Module):
         x: torch.Tensor,
         cos: torch.Tensor,
         sin: torch.Tensor,
-        mask: torch.Tensor | None,
-        cu_seqlens: torch.Tensor | None,
-        max_seqlen: int | None,
+        mask: DocumentMask,
     ) -> torch.Tensor:
-        x = x + self.attention(self.attention_norm(x), cos, sin, mask, cu_seqlens, max_seqlen)
+        x = x + self.attention(self.attention_norm(x), cos, sin, mask)
         return x + self.feed_forward(self.ffn_norm(x))
 
     def forward_cached(
@@ -303,30 +266,26 @@ class Transformer(nn.Module):
         self,
         input_ids: torch.Tensor,
         position_ids: torch.Tensor | None = None,
-        cu_seqlens: torch.Tensor | None = None,
-        max_seqlen: int | None = None,
+        attention: AttentionKind = "auto",
     ) -> torch.Tensor:
         """Logits (batch, T, vocab_size) for input_ids (batch, T).
 
         position_ids (batch, T): position of each token within its document, restarting at 0
         at every document (packing's convention); they set both the rotary angles and the
-        document mask. cu_seqlens (int32, flattened batch) and max_seqlen are only used by the
-        flash-attn varlen path and must describe the same documents (packing.batch_cu_seqlens).
+        document mask. attention: `flex` (FlexAttention block mask), `sdpa_dense` (dense
+        boolean mask through SDPA) or `auto` (flex on CUDA, dense otherwise); the mask is
+        built once here and shared by every layer (trainer/attention.py).
         """
         batch, t = input_ids.shape
         if t > self.config.max_seq_len:
             raise ValueError(f"sequence of {t} tokens > max_seq_len {self.config.max_seq_len}")
         x = self.tok_embeddings(input_ids)
-        mask = None
+        mask = DocumentMask.build(position_ids, attention)
         if position_ids is None:
             position_ids = torch.arange(t, device=input_ids.device).expand(batch, t)
-            cu_seqlens = None  # one causal sequence per row
-        elif not self._use_flash_varlen(x, cu_seqlens, max_seqlen):
-            mask = document_causal_mask(position_ids)
-            cu_seqlens = None
         cos, sin = rotary_cos_sin(position_ids, self.config, x.dtype)
         for layer in self.layers:
-            x = layer(x, cos, sin, mask, cu_seqlens, max_seqlen)
+            x = layer(x, cos, sin, mask)
         return self.output(self.norm(x))
 
     def new_cache(self, batch: int, capacity: int) -> KVCache:
@@ -353,18 +312,6 @@ class Transformer(nn.Module):
         for layer, keys, values in zip(self.layers, cache.keys, cache.values, strict=True):
             x = layer.forward_cached(x, cos, sin, mask, keys, values, start)
         return self.output(self.norm(x))
-
-    @staticmethod
-    def _use_flash_varlen(
-        x: torch.Tensor, cu_seqlens: torch.Tensor | None, max_seqlen: int | None
-    ) -> bool:
-        """flash-attn is installed, cu_seqlens given, and attention will run in fp16/bf16."""
-        if flash_attn_varlen_func is None or cu_seqlens is None or max_seqlen is None:
-            return False
-        if not x.is_cuda:
-            return False
-        dtype = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else x.dtype
-        return dtype in (torch.float16, torch.bfloat16)
 
 
 def cross_entropy_loss(

@@ -258,8 +258,13 @@ class TrainLoopConfig:
     log_interval: int = 10
     """Print a progress line every this many steps (every step goes to train_log.csv)."""
     peak_flops: float = 0.0
-    """Peak FLOP/s of one accelerator for MFU; 0: known GPUs are recognised by name (H100 /
-    H200: 989e12 dense bf16; A100: 312e12), other devices log no MFU."""
+    """Peak FLOP/s of one accelerator for MFU; 0: looked up from the CUDA device name in
+    trainer/peak_flops.py (dense bf16; SXM, PCIe and NVL parts apart, e.g. H100 SXM 989.4e12,
+    H100 PCIe 756e12); an unknown GPU, or the CPU, logs no MFU."""
+    attention: Literal["auto", "flex", "sdpa_dense"] = "auto"
+    """Document masking of packed rows (trainer/attention.py): `flex`, FlexAttention with a
+    block mask (compiled on CUDA; no T x T mask); `sdpa_dense`, SDPA with a dense boolean mask
+    (T^2 bytes per row, no flash kernel); `auto`: flex on CUDA, sdpa_dense on CPU."""
 
     def problems(self) -> list[str]:
         problems: list[str] = []
@@ -270,6 +275,8 @@ class TrainLoopConfig:
             problems.append(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
         if self.peak_flops < 0:
             problems.append(f"peak_flops must be >= 0, got {self.peak_flops}")
+        if self.attention not in ("auto", "flex", "sdpa_dense"):
+            problems.append(f"attention must be auto, flex or sdpa_dense, got {self.attention!r}")
         return problems
 
 

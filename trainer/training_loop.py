@@ -37,6 +37,7 @@ from trainer.lr_schedule import build_lr_scheduler
 from trainer.mixture import MixtureSampler, Stage
 from trainer.model import Transformer, cross_entropy_loss
 from trainer.model_configs import ModelConfig, flops_per_token, get_model_config
+from trainer.peak_flops import peak_bf16_flops
 from trainer.run_files import EVAL_CSV, EVAL_PNG, TRAIN_LOG
 from trainer.shard_source import DataError, DocumentStream, TrainingData, open_training_data
 from trainer.train_config import TrainConfig, TrainConfigError
@@ -54,8 +55,6 @@ TRAIN_LOG_FIELDS = (
     "fill_rate",
     "mixture",
 )
-# Dense bf16 peak FLOP/s by device name (vendor datasheets, SXM parts).
-PEAK_FLOPS = (("H200", 989e12), ("H100", 989e12), ("A100", 312e12), ("L40S", 362e12))
 
 
 @dataclass
@@ -79,12 +78,13 @@ class TrainResult:
 
 
 def peak_flops(config: TrainConfig, device: torch.device) -> float:
+    """Peak FLOP/s of one device for MFU: train.peak_flops, else the CUDA device's dense bf16
+    peak by name (trainer/peak_flops.py); 0.0 (no MFU) on CPU and on unknown GPUs."""
     if config.train.peak_flops:
         return config.train.peak_flops
     if device.type != "cuda":
         return 0.0
-    name = torch.cuda.get_device_name(device)
-    return next((value for key, value in PEAK_FLOPS if key in name), 0.0)
+    return peak_bf16_flops(torch.cuda.get_device_name(device)) or 0.0
 
 
 def model_config_for(config: TrainConfig, data: TrainingData) -> ModelConfig:
@@ -437,12 +437,9 @@ class Trainer:
         t = _to_device(mb, self.ctx.device)
         with _no_sync(self.model, self.ctx, sync=sync):
             with _autocast(self.ctx, self.config):
-                flash = self.ctx.device.type == "cuda"
+                # The document mask is built once here, for every layer (trainer/attention.py)
                 logits = self.model(
-                    t["input_ids"],
-                    t["position_ids"],
-                    cu_seqlens=t["cu_seqlens"] if flash else None,
-                    max_seqlen=mb.max_seqlen if flash else None,
+                    t["input_ids"], t["position_ids"], attention=self.config.train.attention
                 )
             summed = cross_entropy_loss(logits, t["labels"], reduction="sum")
             (summed * scale).backward()

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from trainer import packing
+from trainer.attention import DocumentMask
 from trainer.model import (
     Attention,
     Transformer,
@@ -92,10 +93,12 @@ def test_document_mask_is_block_diagonal_causal() -> None:
     torch.testing.assert_close(mask, expected)
 
 
+@pytest.mark.parametrize("kind", ["sdpa_dense", "flex"])
 @pytest.mark.parametrize("n_kv_heads", [1, 2, 4])
 @torch.no_grad()
-def test_grouped_query_attention_matches_repeated_kv_heads(n_kv_heads: int) -> None:
-    """Query head h uses key/value head h // (n_heads / n_kv_heads), as in HF's repeat_kv."""
+def test_grouped_query_attention_matches_repeated_kv_heads(n_kv_heads: int, kind: str) -> None:
+    """Query head h uses key/value head h // (n_heads / n_kv_heads), as in HF's repeat_kv,
+    with both document-mask implementations (flex: eager on CPU)."""
     config = dataclasses.replace(TINY, n_kv_heads=n_kv_heads)
     torch.manual_seed(0)
     attention = Attention(config)
@@ -103,7 +106,7 @@ def test_grouped_query_attention_matches_repeated_kv_heads(n_kv_heads: int) -> N
     positions = torch.tensor([[0, 1, 2, 3, 0, 1, 2, 3, 4]] * 2)
     cos, sin = rotary_cos_sin(positions, config, x.dtype)
     mask = document_causal_mask(positions)
-    out = attention(x, cos, sin, mask, None, None)
+    out = attention(x, cos, sin, DocumentMask.build(positions, kind))
 
     b, t, hd = 2, 9, config.head_dim
     q = apply_rotary(attention.wq(x).view(b, t, config.n_heads, hd), cos, sin).transpose(1, 2)
