@@ -39,6 +39,7 @@ Isolation depends on what the host allows; `isolation()` probes once (cached) an
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import math
 import os
 import resource
@@ -55,6 +56,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 Status = Literal["passed", "failed", "timeout", "crashed", "memory"]
@@ -134,6 +136,30 @@ class Isolation:
 
 _slots_lock = threading.Condition()
 _free_slots: list[int] = list(range(SANDBOX_UID_SLOTS))
+# A slot is also locked across processes (an flock on a file per slot, released when the file
+# is closed or the process dies): two evaluations on one machine must never share a uid, since
+# the clean-up after a run kills every process of its uid.
+SLOT_LOCK_DIR = Path(tempfile.gettempdir()) / "mathcorpus-sandbox-slots"
+_slot_locks: dict[int, int] = {}
+
+
+def _lock_slot(slot: int) -> bool:
+    """Take this slot's cross-process lock (False: another process holds it)."""
+    SLOT_LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(SLOT_LOCK_DIR / f"slot-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _slot_locks[slot] = fd
+    return True
+
+
+def _unlock_slot(slot: int) -> None:
+    fd = _slot_locks.pop(slot, None)
+    if fd is not None:
+        os.close(fd)  # closing the file releases the flock
 
 
 def _uid_has_processes(uid: int) -> bool:
@@ -156,14 +182,18 @@ def _take_slot() -> int:
             while not _free_slots:
                 _slots_lock.wait()
             for slot in _free_slots:
+                if not _lock_slot(slot):
+                    continue  # another process runs this uid
                 if not _uid_has_processes(SANDBOX_UID_BASE + slot):
                     _free_slots.remove(slot)
                     return slot
+                _unlock_slot(slot)
         time.sleep(SLOT_RETRY_S)
 
 
 def _give_slot(slot: int) -> None:
     with _slots_lock:
+        _unlock_slot(slot)
         _free_slots.append(slot)
         _free_slots.sort()
         _slots_lock.notify()

@@ -189,3 +189,24 @@ def test_bad_arguments_raise() -> None:
         run_python("pass", timeout_s=0)
     with pytest.raises(ValueError):
         run_many(["pass"], workers=0)
+
+
+def test_two_processes_never_share_a_sandbox_uid(tmp_path) -> None:
+    """Two evaluations on one machine: each run's clean-up kills every process of its uid, so
+    a uid held by one process is never handed out by another (cross-process slot locks)."""
+    import subprocess
+    import sys
+
+    script = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[3])!r})\n"
+        "from trainer.benchmarks.sandbox import run_many\n"
+        "progs = ['import time\\ntime.sleep(0.3)\\nprint(sum(range(10)))'] * 12\n"
+        "results = run_many(progs, workers=2)\n"
+        "print(sum(r.passed for r in results))\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300)[0].strip().splitlines()[-1] for p in procs]
+    assert outputs == ["12", "12"]
