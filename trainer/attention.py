@@ -120,7 +120,10 @@ class DocumentMask:
         k/v (batch, kv_heads, T, head_dim); kv_heads may divide heads (grouped-query)."""
         gqa = k.shape[1] != q.shape[1]
         if self.block is not None:
-            fn = _compiled_flex_attention() if q.is_cuda else flex_attention
+            # Inside a compiled model (train.compile) dynamo compiles flex_attention itself;
+            # eager on CPU (no fused CPU backward exists)
+            eager = torch.compiler.is_compiling() or not q.is_cuda
+            fn = flex_attention if eager else _compiled_flex_attention()
             return fn(q, k, v, block_mask=self.block, enable_gqa=gqa)
         return F.scaled_dot_product_attention(
             q, k, v, attn_mask=self.dense, is_causal=self.dense is None, enable_gqa=gqa
