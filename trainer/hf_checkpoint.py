@@ -3,11 +3,14 @@
 DeepSeek-LLM, DeepSeek-Coder and DeepSeekMath are published in Hugging Face's Llama safetensors
 layout, so they load directly (the DeepSeek-Coder-Base initialisation of DeepSeekMath sec. 2.3)
 and a run can be exported to it. Every tensor maps 1:1; the name table is in docs/trainer.md.
+`check_hf_tokenizer` refuses a folder whose tokenizer.json is not the one the shards were made
+with (the ids would mean other tokens to the embedding).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 from collections.abc import Iterator
@@ -17,9 +20,14 @@ from typing import Any
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+from tokenizers import Tokenizer
 
+from tokenizer.loading import TOKENIZER_FILE, TokenizerInfo, fingerprint, load_tokenizer
+from tokenizer.loading import vocab_size as tokenizer_vocab_size
 from trainer.model import Transformer
 from trainer.model_configs import ModelConfig
+
+log = logging.getLogger("mathcorpus.train")
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
@@ -326,3 +334,111 @@ def export_hf_checkpoint(
     if tokenizer_json is not None:
         shutil.copyfile(tokenizer_json, folder / "tokenizer.json")
     return folder
+
+
+# ---------------------------------------------------------------------------------------------
+# The tokenizer of an initialisation folder
+
+# Encoded by both tokenizers when the shards' tokenizer.json is at hand (checkpoint.
+# export_tokenizer): prose, LaTeX, code and CJK, so that most kinds of difference show.
+PROBE_TEXT = (
+    "Let $f(x) = x^2 + 1$; then f'(x) = 2x.\ndef area(r):\n    return 3.14159 * r ** 2  # 面积"
+)
+_SHOWN_IDS = 8  # token ids shown either side of the first difference
+
+
+def _first_difference(shards: list[int], theirs: list[int]) -> str:
+    """Where two encodings of PROBE_TEXT part, and a few ids of each from there."""
+    at = next(
+        (i for i, (a, b) in enumerate(zip(shards, theirs, strict=False)) if a != b),
+        min(len(shards), len(theirs)),
+    )
+    return (
+        f"probe text {PROBE_TEXT[:40]!r}...: encodings differ from token {at} "
+        f"(shards {shards[at : at + _SHOWN_IDS]}, checkpoint {theirs[at : at + _SHOWN_IDS]}; "
+        f"{len(shards)} vs {len(theirs)} tokens)"
+    )
+
+
+def tokenizer_differences(
+    theirs: Tokenizer, shards: TokenizerInfo, shards_tokenizer: Tokenizer | None = None
+) -> list[str]:
+    """What differs between a checkpoint's tokenizer and the shards' ([] when they are equal).
+
+    The manifest records the shards' tokenizer by fingerprint, vocabulary size and special
+    tokens only; with `shards_tokenizer` (the tokenizer.json itself) a probe text is encoded by
+    both as well.
+    """
+    found = fingerprint(theirs)
+    if found == shards.fingerprint:
+        return []
+    lines = [f"fingerprint: shards {shards.fingerprint[:16]}..., checkpoint {found[:16]}..."]
+    n_theirs = tokenizer_vocab_size(theirs)
+    if n_theirs != shards.vocab_size:
+        lines.append(f"vocabulary size: shards {shards.vocab_size}, checkpoint {n_theirs}")
+    for name, special in sorted(shards.special_tokens.items()):
+        if special is None:
+            continue
+        their_id = theirs.token_to_id(special.token)
+        if their_id != special.id:
+            there = "absent" if their_id is None else f"id {their_id}"
+            at_id = theirs.id_to_token(special.id)
+            lines.append(
+                f"{name} token {special.token!r}: id {special.id} in the shards, {there} in the "
+                f"checkpoint's tokenizer (whose id {special.id} is {at_id!r})"
+            )
+    if shards_tokenizer is not None and fingerprint(shards_tokenizer) == shards.fingerprint:
+        ours = shards_tokenizer.encode(PROBE_TEXT, add_special_tokens=False).ids
+        other = theirs.encode(PROBE_TEXT, add_special_tokens=False).ids
+        if ours != other:
+            lines.append(_first_difference(ours, other))
+    if len(lines) == 1:
+        lines.append(
+            "vocabulary size and special tokens agree: the vocabulary, merges or normalisation "
+            "differ"
+        )
+    return lines
+
+
+def check_hf_tokenizer(
+    folder: str | Path,
+    shards: TokenizerInfo,
+    *,
+    allow_mismatch: bool = False,
+    shards_tokenizer: str | Path | None = None,
+) -> list[str]:
+    """Problems (one per line of difference) when `folder`'s tokenizer.json is not the shards'.
+
+    Continuing pre-training (DeepSeekMath sec. 2.3 starts from DeepSeek-Coder-Base) only makes
+    sense with the checkpoint's own tokenizer: with another one every id names another token.
+    No tokenizer.json in the folder: a warning that nothing could be checked, and []. With
+    `allow_mismatch` a mismatch is a warning instead of problems. `shards_tokenizer` is the
+    shards' tokenizer.json, if known (it adds a probe text's first differing ids).
+    """
+    path = Path(folder) / TOKENIZER_FILE
+    if not path.is_file():
+        log.warning(
+            "%s has no %s: cannot check that the shards were tokenized with the checkpoint's "
+            "tokenizer (manifest fingerprint %s)",
+            folder,
+            TOKENIZER_FILE,
+            shards.fingerprint,
+        )
+        return []
+    ours = load_tokenizer(shards_tokenizer) if shards_tokenizer is not None else None
+    lines = tokenizer_differences(load_tokenizer(path), shards, ours)
+    if not lines:
+        return []
+    if allow_mismatch:
+        log.warning(
+            "init.allow_tokenizer_mismatch: training from %s although its tokenizer differs "
+            "from the shards': %s",
+            folder,
+            "; ".join(lines),
+        )
+        return []
+    head = (
+        f"{path} is not the tokenizer the shards were made with (init.allow_tokenizer_mismatch "
+        f"= true trains anyway); {lines[0]}"
+    )
+    return [head, *(f"tokenizer {line}" for line in lines[1:])]

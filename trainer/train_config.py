@@ -170,6 +170,11 @@ class InitConfig:
     shape (the model section is then ignored)."""
     path: str = ""
     """The checkpoint folder for `checkpoint` and `hf`."""
+    allow_tokenizer_mismatch: bool = False
+    """`hf` only. False: training stops before the first step when the folder's tokenizer.json
+    is not the one the shards were made with (fingerprints differ; the error says what
+    differs), since every id would then name another token. True: train anyway, with a
+    warning (e.g. a tokenizer re-saved with an equivalent but not identical JSON)."""
 
     def problems(self) -> list[str]:
         problems = []
@@ -179,6 +184,10 @@ class InitConfig:
             problems.append(f"kind {self.kind!r} needs a path")
         elif self.kind != "random" and not Path(self.path).is_dir():
             problems.append(f"path {self.path!r} is not a folder")
+        if self.allow_tokenizer_mismatch and self.kind != "hf":
+            problems.append(
+                f"allow_tokenizer_mismatch applies to kind 'hf' only, not {self.kind!r}"
+            )
         return problems
 
 

@@ -98,8 +98,18 @@ def model_config_for(config: TrainConfig, data: TrainingData) -> ModelConfig:
 def build_model(config: TrainConfig, data: TrainingData) -> Transformer:
     """The starting point: random (seeded), one of our checkpoints, or a HF Llama folder."""
     if config.init.kind == "hf":
-        from trainer.hf_checkpoint import load_hf_checkpoint
+        from trainer.hf_checkpoint import check_hf_tokenizer, load_hf_checkpoint
 
+        # Before the weights are read (minutes for a 7B): a run on shards of another tokenizer
+        # would train every embedding row on another token's text.
+        tokenizer_problems = check_hf_tokenizer(
+            config.init.path,
+            data.manifest.tokenizer,
+            allow_mismatch=config.init.allow_tokenizer_mismatch,
+            shards_tokenizer=config.checkpoint.export_tokenizer,  # checked: the shards' own
+        )
+        if tokenizer_problems:
+            raise DataError(tokenizer_problems)
         model = load_hf_checkpoint(config.init.path)
     else:
         torch.manual_seed(config.seed)
