@@ -39,7 +39,13 @@ from trainer.model import Transformer, cross_entropy_loss
 from trainer.model_configs import ModelConfig, flops_per_token, get_model_config
 from trainer.peak_flops import peak_bf16_flops
 from trainer.run_files import EVAL_CSV, EVAL_PNG, TRAIN_LOG
-from trainer.shard_source import DataError, DocumentStream, TrainingData, open_training_data
+from trainer.shard_source import (
+    DataError,
+    DocumentStream,
+    TrainingData,
+    list_units,
+    open_training_data,
+)
 from trainer.train_config import TrainConfig, TrainConfigError
 
 TRAIN_LOG_FIELDS = (
@@ -336,7 +342,14 @@ class Trainer:
         latest = ckpt.latest_checkpoint(self.out) if self.config.checkpoint.resume else None
         if latest is None:
             return
-        state = ckpt.load_checkpoint(latest, self.model, self.optimizer, self.scheduler, self.ctx)
+        # Row groups per mixture key: how the data is split by rank, for another world size.
+        units = {
+            key: len(list_units(stream.bucket.shards))
+            for key, stream in self.batches.sampler.streams.items()
+        }
+        state = ckpt.load_checkpoint(
+            latest, self.model, self.optimizer, self.scheduler, self.ctx, units
+        )
         self.batches.load_state_dict(state["data"][self.ctx.rank])
         self.step = self.resumed_from = int(state["step"])
         self.tokens = int(state["progress"]["tokens"])
@@ -547,11 +560,19 @@ class Trainer:
         config, ctx, out = self.config, self.ctx, self.out
         if ctx.is_main and config.eval.plot and (out / EVAL_CSV).exists():
             evaluation.plot_eval(out / EVAL_CSV, out / EVAL_PNG, out.name)
-        if config.checkpoint.export_hf and ctx.is_main and ctx.strategy != "fsdp":
+        if config.checkpoint.export_hf:
             from trainer.hf_checkpoint import export_hf_checkpoint
 
             tok = config.checkpoint.export_tokenizer  # checked against the manifests at start
-            export_hf_checkpoint(unwrap(self.model), out / "hf", tokenizer_json=tok, overwrite=True)
+            model = unwrap(self.model)
+            if ctx.strategy == "fsdp":
+                # The shards gathered into a full CPU copy on rank 0 (collective: every rank).
+                full = ckpt.full_model_state(self.model)
+                if ctx.is_main:
+                    model = Transformer(model.config)
+                    model.load_state_dict(full, strict=not model.config.tie_embeddings)
+            if ctx.is_main:
+                export_hf_checkpoint(model, out / "hf", tokenizer_json=tok, overwrite=True)
 
     def _summarise(self, result: TrainResult, step_times: list[float], started: float) -> None:
         """Throughput and elapsed time into `result`; rank 0 prints the summary line."""

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from tests.helpers import REPO_ROOT
-from trainer.checkpoint import latest_checkpoint, list_checkpoints
+from trainer.checkpoint import latest_checkpoint, list_checkpoints, load_model_state
 from trainer.cli import train_main
 from trainer.config_loader import config_from_dict
 from trainer.experiment import SECTION_5_1_1, run_experiment
@@ -102,7 +102,7 @@ def test_cli_run_writes_logs_eval_plot_and_safe_checkpoints(
     assert not list((out / "checkpoints").glob("*.tmp"))
     state = torch.load(folder / "trainer_state.pt", weights_only=True)
     assert state["step"] == 6 and state["world_size"] == 1 and len(state["data"]) == 1
-    model = torch.load(folder / "model.pt", weights_only=True)
+    model = load_model_state(folder)  # the DCP shards, read in one process
     assert model["tok_embeddings.weight"].shape[0] == 512  # the tokenizer's vocabulary
     assert (
         json.loads((folder / "train_config.json").read_text())["packing"]["algorithm"] == "concat"
@@ -196,6 +196,6 @@ def test_stage_end_weights_are_kept_for_the_benchmarks(tmp_path: Path, real_shar
     points = evaluation_points(run_dir)
     assert [label for label, _ in points] == ["stage-0", "end"]
     stage_end = torch.load(points[0][1] / MODEL_FILE, weights_only=True)
-    final = torch.load(points[1][1] / MODEL_FILE, weights_only=True)
+    final = load_model_state(points[1][1])  # a step folder: DCP shards
     assert any(not torch.equal(stage_end[k], final[k]) for k in final)  # math came after
     assert saved["math_stage_starts_at_step"] is not None

@@ -125,10 +125,11 @@ def _resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 
 def _our_checkpoint(folder: Path) -> Path | None:
-    """The step folder holding model.pt for a run folder or a step folder; None otherwise."""
-    from trainer.checkpoint import MODEL_FILE, latest_checkpoint
+    """The step folder (model.pt or DCP shards) for a run folder or a step folder; None
+    otherwise."""
+    from trainer.checkpoint import is_model_folder, latest_checkpoint
 
-    if (folder / MODEL_FILE).is_file():
+    if is_model_folder(folder):
         return folder
     return latest_checkpoint(folder)
 
@@ -179,14 +180,16 @@ def load_checkpoint_for_eval(
         expected: set[str] = set()
         add_bos: bool | None = None
     else:
+        from trainer.checkpoint import load_model_state
+
         step = _our_checkpoint(folder)
         if step is None:
             raise FileNotFoundError(
                 f"{folder} holds no checkpoint: neither config.json (Hugging Face) nor "
-                "model.pt (a step folder) nor checkpoints/step-* (a run folder)"
+                "a step folder (dcp/ or model.pt) nor checkpoints/step-* (a run folder)"
             )
         train_config = json.loads((step / "train_config.json").read_text(encoding="utf-8"))
-        state = torch.load(step / "model.pt", map_location="cpu", weights_only=True)
+        state = load_model_state(step)  # gathers DCP shards into one process
         config = _model_config_from_run(train_config, state["tok_embeddings.weight"].shape[0])
         model = Transformer(config)
         model.load_state_dict(state, strict=not config.tie_embeddings)
