@@ -386,7 +386,9 @@ class Trainer:
         step_times: list[float] = []
         while self.step < config.train.steps:
             micro = self.next_update()
-            if self.step > 0 and micro[0].stage != self.stage:
+            # The update's last micro-batch is of a new stage: the stage ends before it, or
+            # inside it (then these weights, before the update, are its last of that stage).
+            if self.step > 0 and micro[-1].stage != self.stage:
                 self._stage_ended(result)  # the weights now are the end of self.stage
             metrics = self.train_step(micro)
             step_times.append(metrics.step_s)

@@ -174,7 +174,10 @@ def test_section_5_1_1_experiment_writes_its_comparison(tmp_path: Path, real_sha
 
 
 @pytest.mark.slow
-def test_stage_end_weights_are_kept_for_the_benchmarks(tmp_path: Path, real_shards) -> None:
+@pytest.mark.parametrize("micro_steps", [1, 2])  # 2: the stage may end inside an update
+def test_stage_end_weights_are_kept_for_the_benchmarks(
+    tmp_path: Path, real_shards, micro_steps: int
+) -> None:
     import torch
 
     from trainer.checkpoint import MODEL_FILE
@@ -182,7 +185,7 @@ def test_stage_end_weights_are_kept_for_the_benchmarks(tmp_path: Path, real_shar
 
     doc = tomllib.loads(SECTION_5_1_1.read_text())
     doc["experiment"]["runs"] = ["two_stage"]
-    doc["base"]["train"].update(steps=8, batch_tokens=1024)
+    doc["base"]["train"].update(steps=8, batch_tokens=1024 * micro_steps)
     doc["base"]["eval"].update(interval_steps=4, tokens_per_domain=2048)
     doc["base"]["schedule"]["warmup_steps"] = 2
     doc["runs"]["two_stage"]["mixture"]["stages"][0]["tokens"] = 5000
