@@ -202,3 +202,44 @@ def test_stage_end_weights_are_kept_for_the_benchmarks(
     final = load_model_state(points[1][1])  # a step folder: DCP shards
     assert any(not torch.equal(stage_end[k], final[k]) for k in final)  # math came after
     assert saved["math_stage_starts_at_step"] is not None
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_train_command_then_the_same_command_again(
+    tmp_path: Path, real_shards
+) -> None:
+    """A real SIGKILL of `python -m trainer` once a checkpoint exists, then the same command:
+    the run resumes from that checkpoint and its loss curve equals an uninterrupted run's."""
+    import signal
+    import time
+
+    whole_doc = run_doc(tmp_path / "whole", real_shards)
+    whole_doc["train"]["steps"] = 24
+    whole = train(config_from_dict(whole_doc))
+    doc = run_doc(tmp_path / "killed", real_shards)
+    doc["train"]["steps"] = 24
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(doc))
+    cmd = [sys.executable, "-m", "trainer", "--config", str(path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL)
+    log = tmp_path / "killed" / "train_log.csv"
+    deadline = time.monotonic() + 240
+    # Killed after the first checkpoint (step 3) and at least one more logged update.
+    while time.monotonic() < deadline and proc.poll() is None:
+        if list_checkpoints(tmp_path / "killed") and log.exists() and len(rows(log)) >= 4:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert latest_checkpoint(tmp_path / "killed") is not None
+    done = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resumed from step" in done.stdout
+    resumed = [(r["step"], r["loss"]) for r in rows(log)]
+    assert [int(s) for s, _ in resumed] == list(range(1, 25))
+    assert len(whole.losses) == 24
+    uninterrupted = [(r["step"], r["loss"]) for r in rows(tmp_path / "whole" / "train_log.csv")]
+    assert resumed == uninterrupted  # the logged losses, to their 6 decimals
