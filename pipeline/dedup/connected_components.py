@@ -203,15 +203,18 @@ def _both_directions(edge: Edge) -> list[Edge]:
     return [] if a == b else [(a, b), (b, a)]
 
 
-def _to_larger(edge: Edge) -> list[Edge]:
-    a, b = edge
-    if a == b:
-        return []
-    return [(a, b)] if b < a else [(b, a)]
+def _small_star_messages(node: Any, smaller: Iterable[Any]) -> list[tuple[Any, tuple[int, Any]]]:
+    """Small-star at `node`, then the settle check's first messages of its edges (one step, so
+    the graph has one transform fewer per round)."""
+    return [m for edge in small_star(node, smaller) for m in _check_messages(edge)]
+
+
+COUNTS = "counts"
 
 
 class _SettleRoots(beam.DoFn):
-    """Check step 2 as a DoFn: settled labels to the main output, other edges to `active`."""
+    """Check step 2 as a DoFn: settled labels to the main output, other edges to `active`, and
+    (next round, active edges) per unsettled root to `counts` (summed per round later)."""
 
     def __init__(self, round_index: int) -> None:
         self._round = round_index
@@ -235,26 +238,29 @@ class _SettleRoots(beam.DoFn):
             for edge in root_edges(node, messages):
                 count += 1
                 yield pvalue.TaggedOutput("active", edge)
+            if count:
+                yield pvalue.TaggedOutput(COUNTS, (self._round + 1, count))
             self._counter.note(f"check{self._round}_active_edges", count)
 
 
 class _SettleCheck(beam.PTransform):
-    """Edges -> (settled labels, active edges) (two GroupByKeys)."""
+    """Check messages -> (settled labels, active edges, per-root active counts) (two
+    GroupByKeys). The input is `_check_messages` of the edges, already made."""
 
     def __init__(self, round_index: int) -> None:
         super().__init__()
         self._round = round_index
 
-    def expand(self, edges):
+    def expand(self, messages):
         outputs = (
-            edges
-            | "Messages" >> beam.FlatMap(_check_messages)
+            messages
             | "ByNode" >> beam.GroupByKey()
             | "Classify" >> beam.FlatMapTuple(settle_node)
             | "ByRoot" >> beam.GroupByKey()
-            | "Settle" >> beam.ParDo(_SettleRoots(self._round)).with_outputs("active", main=SETTLED)
+            | "Settle"
+            >> beam.ParDo(_SettleRoots(self._round)).with_outputs("active", COUNTS, main=SETTLED)
         )
-        return outputs[SETTLED], outputs.active
+        return outputs[SETTLED], outputs.active, outputs[COUNTS]
 
 
 class _RaiseIfAny(beam.DoFn):
@@ -277,7 +283,9 @@ class ConnectedComponents(beam.PTransform):
     """PCollection of edges (a, b) -> {"labels": (node, smallest node of its component) for
     every node of an edge, "rounds": (round, active edges entering it) for rounds 1..K}.
 
-    Node ids must be totally ordered and of one type (str doc ids, or ints).
+    Node ids must be totally ordered and of one type (str doc ids, or ints). A round is four
+    GroupByKeys (large-star, small-star, the two of the settle check) and five light maps: the
+    graph's size, and the local runner's fixed cost, grow with `max_rounds`.
     """
 
     def __init__(
@@ -292,29 +300,24 @@ class ConnectedComponents(beam.PTransform):
         self._on_unconverged = on_unconverged
 
     def expand(self, edges):
-        settled, active = edges | "Check0" >> _SettleCheck(0)
+        messages = edges | "Messages0" >> beam.FlatMap(_check_messages)
+        settled, active, counts = messages | "Check0" >> _SettleCheck(0)
         labels = [settled]
-        rounds = []
+        round_counts = [counts]
         for r in range(1, self._max_rounds + 1):
-            rounds.append(
-                active
-                | f"Count{r}" >> beam.combiners.Count.Globally()
-                | f"Tag{r}" >> beam.Map(lambda n, r=r: (r, n))
-            )
-            large = (
+            # Large-star emits (larger, smaller) pairs, already keyed for small-star's group.
+            messages = (
                 active
                 | f"LargeStarMap{r}" >> beam.FlatMap(_both_directions)
                 | f"LargeStarGroup{r}" >> beam.GroupByKey()
                 | f"LargeStar{r}" >> beam.FlatMapTuple(large_star)
-            )
-            small = (
-                large
-                | f"SmallStarMap{r}" >> beam.FlatMap(_to_larger)
                 | f"SmallStarGroup{r}" >> beam.GroupByKey()
-                | f"SmallStar{r}" >> beam.FlatMapTuple(small_star)
+                | f"SmallStar{r}" >> beam.FlatMapTuple(_small_star_messages)
             )
-            settled, active = small | f"Check{r}" >> _SettleCheck(r)
+            settled, active, counts = messages | f"Check{r}" >> _SettleCheck(r)
             labels.append(settled)
+            if r < self._max_rounds:
+                round_counts.append(counts)
         if self._on_unconverged == "raise":
             _ = (
                 active
@@ -328,9 +331,16 @@ class ConnectedComponents(beam.PTransform):
                 | "GatherLeftover" >> beam.GroupByKey()
                 | "UnionFindLeftover" >> beam.FlatMapTuple(_gather_labels)
             )
-        if not rounds:  # max_rounds == 0: an empty PCollection for the same output
-            rounds.append(edges | "NoRounds" >> beam.FlatMap(lambda _: []))
-        return {
-            "labels": labels | "FlattenLabels" >> beam.Flatten(),
-            "rounds": rounds | "FlattenRounds" >> beam.Flatten(),
-        }
+        if self._max_rounds:
+            # Every round 1..K gets a count, 0 when no edge entered it.
+            zeros = edges.pipeline | "RoundZeros" >> beam.Create(
+                [(r, 0) for r in range(1, self._max_rounds + 1)]
+            )
+            rounds = (
+                [zeros, *round_counts]
+                | "FlattenCounts" >> beam.Flatten()
+                | "SumPerRound" >> beam.CombinePerKey(sum)
+            )
+        else:  # an empty PCollection for the same output
+            rounds = edges | "NoRounds" >> beam.FlatMap(lambda _: [])
+        return {"labels": labels | "FlattenLabels" >> beam.Flatten(), "rounds": rounds}

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import sys
+import tempfile
 import threading
 import unicodedata
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -104,51 +108,110 @@ def _composition_seconds() -> set[str]:
     return seconds
 
 
-@functools.cache
-def char_tables() -> CharTables:
-    """The tables, built once per process from Python's Unicode database (about 1.5 s).
+# Code points per normalize call while building the tables: bounds the build's temporaries
+# (lists of one-character strings, ~60 bytes each) to ~15 MB; the whole range at once peaked at
+# ~270 MB above the process's steady RSS.
+_TABLE_CHUNK = 1 << 16
+# Bump when the tables' layout or the way they are built changes (invalidates cached files).
+CHAR_TABLES_VERSION = 1
+_TABLE_FIELDS = ("word", "map_len", "map_first", "map_start", "pool", "context", "packed")
 
-    Mapping each code point c to NFKC(c).lower() on its own equals NFKC then `lower` of the
-    whole text unless the text holds a `context` character: canonical reordering and
-    composition only act across character boundaries through combining marks or composing
-    characters, and `lower` is context-free except for the final sigma.
-    """
+
+def _build_char_tables() -> CharTables:
+    """The tables from Python's Unicode database, in chunks of code points (about 1.5 s)."""
     size = sys.maxunicode + 1
-    # NFKC, NFKD and lower() act on "\n"-separated characters independently (a newline is a
-    # starter that nothing composes with), so one call each maps every code point at once.
-    # Surrogates and "\n" itself map to themselves.
-    cps = [cp for cp in range(size) if cp != 10 and not 0xD800 <= cp <= 0xDFFF]
-    joined = "\n".join(map(chr, cps))
-    compatible = unicodedata.normalize("NFKC", joined)
-    mapped = compatible.lower().split("\n")
-    sigma = {i for i, part in enumerate(compatible.split("\n")) if "\u03a3" in part}
-    decomposed = unicodedata.normalize("NFKD", joined).split("\n")
     seconds = _composition_seconds()
-
     word = np.zeros(size, dtype=bool)
     map_len = np.ones(size, dtype=np.uint8)
     map_first = np.arange(size, dtype=np.uint32)
     map_start = np.zeros(size, dtype=np.int32)
     context = np.zeros(size, dtype=bool)
     pool: list[int] = []
-    for i, (cp, target, nfkd) in enumerate(zip(cps, mapped, decomposed, strict=True)):
-        ch = chr(cp)
-        if ch.isalnum() or ch == "_" or unicodedata.category(ch)[0] == "M":
-            word[cp] = True
-        if target != ch:
-            map_first[cp] = ord(target[0])
-            if len(target) > 1:
-                map_len[cp] = len(target)
-                map_start[cp] = len(pool)
-                pool.extend(map(ord, target))
-        head = nfkd[0]
-        if unicodedata.combining(head) or head in seconds or i in sigma:
-            context[cp] = True
+    for low in range(0, size, _TABLE_CHUNK):
+        # NFKC, NFKD and lower() act on "\n"-separated characters independently (a newline is
+        # a starter that nothing composes with), so one call each maps a chunk at once.
+        # Surrogates and "\n" itself map to themselves.
+        cps = [
+            cp
+            for cp in range(low, min(size, low + _TABLE_CHUNK))
+            if cp != 10 and not 0xD800 <= cp <= 0xDFFF
+        ]
+        if not cps:
+            continue
+        joined = "\n".join(map(chr, cps))
+        compatible = unicodedata.normalize("NFKC", joined)
+        parts = compatible.split("\n")
+        mapped = compatible.lower().split("\n")
+        decomposed = unicodedata.normalize("NFKD", joined).split("\n")
+        for cp, part, target, nfkd in zip(cps, parts, mapped, decomposed, strict=True):
+            ch = chr(cp)
+            if ch.isalnum() or ch == "_" or unicodedata.category(ch)[0] == "M":
+                word[cp] = True
+            if target != ch:
+                map_first[cp] = ord(target[0])
+                if len(target) > 1:
+                    map_len[cp] = len(target)
+                    map_start[cp] = len(pool)
+                    pool.extend(map(ord, target))
+            head = nfkd[0]
+            if unicodedata.combining(head) or head in seconds or "\u03a3" in part:
+                context[cp] = True
     packed = np.where(map_len > 1, _PACKED_MULTI, map_first).astype(np.uint32)
     packed |= np.where((map_len == 1) & word[map_first], _PACKED_WORD, _ZERO32)
     packed |= np.where(context, _PACKED_CONTEXT, _ZERO32)
     pool_array = np.array(pool, dtype=np.uint32)
     return CharTables(word, map_len, map_first, map_start, pool_array, context, packed)
+
+
+def char_tables_cache_path() -> Path:
+    """Where the built tables are kept between processes: beside the module, as Numba keeps
+    its compiled kernels (`__pycache__`), named by everything that decides their content."""
+    name = (
+        f"char_tables-v{CHAR_TABLES_VERSION}-unicode{unicodedata.unidata_version}"
+        f"-max{sys.maxunicode:x}.npz"
+    )
+    return Path(__file__).resolve().parent / "__pycache__" / name
+
+
+def _load_cached_tables(path: Path) -> CharTables | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in _TABLE_FIELDS}
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return None  # absent, or half written by a process that died: rebuild
+    size = sys.maxunicode + 1
+    if any(len(arrays[name]) != size for name in _TABLE_FIELDS if name != "pool"):
+        return None
+    return CharTables(**arrays)
+
+
+def _save_tables(tables: CharTables, path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **{name: getattr(tables, name) for name in _TABLE_FIELDS})
+        os.replace(tmp, path)  # atomic: a reader sees the old file, none, or the whole new one
+    except OSError:
+        pass  # a read-only install: every process builds its own tables, nothing else changes
+
+
+@functools.cache
+def char_tables() -> CharTables:
+    """The tables, once per process: read from the cache file (a few ms) or built from Python's
+    Unicode database (about 1.5 s) and cached for the next process.
+
+    Mapping each code point c to NFKC(c).lower() on its own equals NFKC then `lower` of the
+    whole text unless the text holds a `context` character: canonical reordering and
+    composition only act across character boundaries through combining marks or composing
+    characters, and `lower` is context-free except for the final sigma.
+    """
+    path = char_tables_cache_path()
+    tables = _load_cached_tables(path)
+    if tables is None:
+        tables = _build_char_tables()
+        _save_tables(tables, path)
+    return tables
 
 
 # --- the batch ----------------------------------------------------------------------------
