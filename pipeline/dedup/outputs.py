@@ -58,34 +58,51 @@ def prior_index_problems(pool_dir: str, options: DedupOptions) -> list[str]:
     return []
 
 
+# The report's small inputs, written as one file set of ["name", record] JSON lines: one write
+# transform for the three (each WriteToText is a dozen transforms and several stages, a fixed
+# cost on the local runner).
+REPORT_PART_NAMES: tuple[str, ...] = ("pairs", "cluster_sizes", "rounds")
+
+
+def _report_line(name: str, record: Any) -> str:
+    return json.dumps([name, record], sort_keys=True, default=str)
+
+
 def write_report_parts(result: dict[str, beam.PCollection], staging: str) -> None:
     """Write the report's small inputs (pairs, cluster sizes, rounds) as JSON lines into the
     staging folder; `finish_report` turns them into dedup_report.json."""
-    for name in ("pairs", "cluster_sizes", "rounds"):
-        _ = (
-            result[name]
-            | f"{name}Json" >> beam.Map(lambda x: json.dumps(x, sort_keys=True, default=str))
-            | f"Write_{name}"
-            >> beam.io.WriteToText(
-                FileSystems.join(staging, REPORT_PARTS_DIR, name), file_name_suffix=".jsonl"
-            )
+    lines = [
+        result[name] | f"{name}Json" >> beam.Map(lambda x, name=name: _report_line(name, x))
+        for name in REPORT_PART_NAMES
+    ]
+    _ = (
+        lines
+        | "FlattenReportParts" >> beam.Flatten()
+        | "WriteReportParts"
+        >> beam.io.WriteToText(
+            FileSystems.join(staging, REPORT_PARTS_DIR, "report"), file_name_suffix=".jsonl"
         )
+    )
 
 
-def _read_parts(staging: str, name: str) -> list[Any]:
-    records: list[Any] = []
-    for path in match_files(FileSystems.join(staging, REPORT_PARTS_DIR, f"{name}*.jsonl")):
+def _read_parts(staging: str) -> dict[str, list[Any]]:
+    records: dict[str, list[Any]] = {name: [] for name in REPORT_PART_NAMES}
+    for path in match_files(FileSystems.join(staging, REPORT_PARTS_DIR, "report*.jsonl")):
         with FileSystems.open(path) as fh:
-            records.extend(json.loads(line) for line in fh.read().decode().splitlines() if line)
+            for line in fh.read().decode().splitlines():
+                if line:
+                    name, record = json.loads(line)
+                    records[name].append(record)
     return records
 
 
 def finish_report(staging: str, options: DedupOptions, stats: dict[str, Any]) -> dict[str, Any]:
     """Build dedup_report.json in the staging folder from the report parts; remove the parts."""
+    parts = _read_parts(staging)
     report = build_report(
-        size_counts=[tuple(r) for r in _read_parts(staging, "cluster_sizes")],
-        pairs=_read_parts(staging, "pairs"),
-        rounds=[tuple(r) for r in _read_parts(staging, "rounds")],
+        size_counts=[tuple(r) for r in parts["cluster_sizes"]],
+        pairs=parts["pairs"],
+        rounds=[tuple(r) for r in parts["rounds"]],
         config=options.minhash,
         sample_rate=options.report_sample_rate,
         stage_stats=stats["stages"],
