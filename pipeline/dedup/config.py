@@ -7,7 +7,7 @@ from typing import Any
 
 from pipeline.core.config_errors import raise_if_problems
 from pipeline.core.config_flags import flag
-from pipeline.dedup.connected_components import DEFAULT_MAX_ROUNDS
+from pipeline.dedup.connected_components import DEFAULT_MAX_GATHERED_EDGES, DEFAULT_MAX_ROUNDS
 from pipeline.dedup.minhash import MinHashConfig
 
 # One kept page in this many (by a hash of its doc_id) contributes its near-duplicate pairs to
@@ -26,8 +26,14 @@ class DedupOptions:
     minhash: MinHashConfig = field(default_factory=MinHashConfig)
     """Shingles, permutations and bands x rows (default 14 x 8: threshold ~0.72)."""
     max_rounds: int = field(default=DEFAULT_MAX_ROUNDS, metadata=flag("--max-cc-rounds"))
-    """Large-star/small-star rounds before connected components give up (they converge in
-    O(log n) rounds; a run that needs more stops with an error instead of a wrong answer)."""
+    """Large-star/small-star rounds of connected components, distributed (they converge in
+    O(log n) rounds; near-duplicate clusters, mostly stars, settle in 0-2)."""
+    max_gathered_edges: int = field(
+        default=DEFAULT_MAX_GATHERED_EDGES, metadata=flag("--max-cc-gathered-edges")
+    )
+    """Edges still active after the last round that are resolved by union-find on one worker
+    (memory ~200 bytes a node); a run with more stops with an error instead of a wrong answer.
+    0: never gather (any edge left stops the run)."""
     report_sample_rate: int = DEFAULT_REPORT_SAMPLE_RATE
     """One kept page in N (by doc_id hash) has its duplicate pairs measured for the report."""
 
@@ -37,6 +43,8 @@ class DedupOptions:
             problems.append(f"minhash must be a MinHashConfig, got {type(self.minhash).__name__}")
         if self.max_rounds < 1:
             problems.append(f"max_rounds must be at least 1, got {self.max_rounds}")
+        if self.max_gathered_edges < 0:
+            problems.append(f"max_gathered_edges must be >= 0, got {self.max_gathered_edges}")
         if self.report_sample_rate < 1:
             problems.append(f"report_sample_rate must be at least 1, got {self.report_sample_rate}")
         raise_if_problems("DedupOptions", problems)

@@ -21,9 +21,16 @@ OnUnconverged = Literal["raise", "gather"]
 
 # Rounds to convergence grow like log2 of a component's diameter: measured with
 # `alternating_components`, a path of 1k nodes in random order takes 8 rounds, 100k nodes 13;
-# in sorted order 10 and 17. Near-duplicate clusters are mostly stars (0-1 rounds). Rounds
-# past convergence run on empty PCollections, so a generous bound costs little.
-DEFAULT_MAX_ROUNDS = 16
+# in sorted order 10 and 17. Near-duplicate clusters are mostly stars (0-1 rounds), so most
+# graphs settle within a few rounds; rounds past convergence still cost the building and
+# scheduling of their stages (~0.1 s a round on the local runner, more on a cluster), so the
+# default stops early and finishes what is left on one worker, within a bound.
+DEFAULT_MAX_ROUNDS = 6
+# Edges still active after the last round are resolved by union-find on one worker, streamed
+# from the group (memory ~200 bytes a node of the leftover components: ~0.4 GB at the bound);
+# more than this stops the run with an error naming both knobs. A 100k-node chain (17 rounds
+# in sorted order) is 100k edges.
+DEFAULT_MAX_GATHERED_EDGES = 2_000_000
 
 # Message tags of the settle check.
 _SMALLER = 0  # value is a smaller neighbour of the key
@@ -188,10 +195,12 @@ def alternating_components(
     return labels, per_round
 
 
-def unconverged_message(max_rounds: int, active_edges: int) -> str:
+def unconverged_message(max_rounds: int, active_edges: int, gather_bound: int = 0) -> str:
+    more = f"more than {gather_bound:,}" if gather_bound else f"{active_edges}"
     return (
-        f"connected components did not converge in {max_rounds} rounds: {active_edges} edges "
-        "still active; raise max_rounds (or use on_unconverged='gather')"
+        f"connected components did not converge in {max_rounds} rounds: {more} edges still "
+        "active; raise max_rounds (--max-cc-rounds) or the edges resolved on one worker "
+        "after them (--max-cc-gathered-edges)"
     )
 
 
@@ -275,8 +284,33 @@ class _RaiseIfAny(beam.DoFn):
         return []
 
 
-def _gather_labels(_key: None, edges: Iterable[Edge]):
-    return list(union_find_components(edges).items())
+def gather_labels(edges: Iterable[Edge], max_edges: int | None, max_rounds: int) -> dict[Any, Any]:
+    """Union-find over `edges`, streamed; RuntimeError once more than `max_edges` arrive (the
+    memory held is the leftover components' nodes, so the bound is a memory bound)."""
+
+    def bounded() -> Iterator[Edge]:
+        for count, edge in enumerate(edges, start=1):
+            if max_edges is not None and count > max_edges:
+                raise RuntimeError(unconverged_message(max_rounds, count, max_edges))
+            yield edge
+
+    return union_find_components(bounded())
+
+
+class _GatherLeftover(beam.DoFn):
+    """The edges left after the last round (one group) -> their labels, by union-find."""
+
+    def __init__(self, max_edges: int | None, max_rounds: int) -> None:
+        self._max_edges = max_edges
+        self._max_rounds = max_rounds
+
+    def setup(self) -> None:
+        self._counter = StageCounter(STAGE)
+
+    def process(self, element: tuple[None, Iterable[Edge]]):
+        labels = gather_labels(element[1], self._max_edges, self._max_rounds)
+        self._counter.note("gathered_nodes", len(labels))
+        yield from labels.items()
 
 
 class ConnectedComponents(beam.PTransform):
@@ -285,19 +319,27 @@ class ConnectedComponents(beam.PTransform):
 
     Node ids must be totally ordered and of one type (str doc ids, or ints). A round is four
     GroupByKeys (large-star, small-star, the two of the settle check) and five light maps: the
-    graph's size, and the local runner's fixed cost, grow with `max_rounds`.
+    graph's size, and the local runner's fixed cost, grow with `max_rounds`. Edges left after
+    the last round fail the pipeline (`on_unconverged="raise"`) or are resolved on one worker
+    (`"gather"`), failing it only past `max_gathered_edges` (None: no bound).
     """
 
     def __init__(
-        self, max_rounds: int = DEFAULT_MAX_ROUNDS, on_unconverged: OnUnconverged = "raise"
+        self,
+        max_rounds: int = DEFAULT_MAX_ROUNDS,
+        on_unconverged: OnUnconverged = "raise",
+        max_gathered_edges: int | None = None,
     ) -> None:
         super().__init__()
         if max_rounds < 0:
             raise ValueError(f"max_rounds must be >= 0, got {max_rounds}")
         if on_unconverged not in ("raise", "gather"):
             raise ValueError(f"on_unconverged must be 'raise' or 'gather', got {on_unconverged!r}")
+        if max_gathered_edges is not None and max_gathered_edges < 1:
+            raise ValueError(f"max_gathered_edges must be >= 1, got {max_gathered_edges}")
         self._max_rounds = max_rounds
         self._on_unconverged = on_unconverged
+        self._max_gathered_edges = max_gathered_edges
 
     def expand(self, edges):
         messages = edges | "Messages0" >> beam.FlatMap(_check_messages)
@@ -329,7 +371,8 @@ class ConnectedComponents(beam.PTransform):
                 active
                 | "KeyLeftover" >> beam.Map(lambda e: (None, e))
                 | "GatherLeftover" >> beam.GroupByKey()
-                | "UnionFindLeftover" >> beam.FlatMapTuple(_gather_labels)
+                | "UnionFindLeftover"
+                >> beam.ParDo(_GatherLeftover(self._max_gathered_edges, self._max_rounds))
             )
         if self._max_rounds:
             # Every round 1..K gets a count, 0 when no edge entered it.

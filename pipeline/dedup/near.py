@@ -247,17 +247,19 @@ class NearClusters(beam.PTransform):
         max_rounds: int = DEFAULT_MAX_ROUNDS,
         on_unconverged: OnUnconverged = "raise",
         sample_rate: int = 0,
+        max_gathered_edges: int | None = None,
     ) -> None:
         super().__init__()
         self._max_rounds = max_rounds
         self._on_unconverged = on_unconverged
         self._sample_rate = sample_rate
+        self._max_gathered_edges = max_gathered_edges
 
     def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]):
         bands, info = inputs
         edges = bands | "Buckets" >> beam.GroupByKey() | "BucketEdges" >> beam.ParDo(BucketEdges())
         components = edges | "Components" >> ConnectedComponents(
-            self._max_rounds, self._on_unconverged
+            self._max_rounds, self._on_unconverged, self._max_gathered_edges
         )
         chosen = (
             (

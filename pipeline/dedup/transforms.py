@@ -309,7 +309,10 @@ class DecideDuplicates(beam.PTransform):
             bands = bands | "MeasureBands" >> beam.ParDo(MeasureShuffle("Bands"))
             info = info | "MeasureNodes" >> beam.ParDo(MeasureShuffle("Nodes"))
             near = (bands, info) | "NearClusters" >> NearClusters(
-                o.max_rounds, sample_rate=o.report_sample_rate
+                o.max_rounds,
+                on_unconverged="gather" if o.max_gathered_edges else "raise",
+                sample_rate=o.report_sample_rate,
+                max_gathered_edges=o.max_gathered_edges or None,
             )
             decisions.append(
                 near["removed"]

@@ -92,10 +92,14 @@ def beam_graph() -> list[tuple]:
     return edges
 
 
-def run_components(edges, options, max_rounds, on_unconverged="raise"):
+def run_components(edges, options, max_rounds, on_unconverged="raise", max_gathered_edges=None):
     expected = union_find_components(edges)
     with beam.Pipeline(options=PipelineOptions(options)) as p:
-        out = p | beam.Create(edges) | ConnectedComponents(max_rounds, on_unconverged)
+        out = (
+            p
+            | beam.Create(edges)
+            | ConnectedComponents(max_rounds, on_unconverged, max_gathered_edges)
+        )
         assert_that(out["labels"], equal_to(sorted(expected.items())), label="labels")
         if on_unconverged == "raise":
             _, per_round = alternating_components(edges, max_rounds)
@@ -121,3 +125,37 @@ def test_beam_fails_when_rounds_run_out():
 def test_beam_gathers_the_leftover_when_asked():
     edges = [*path(list(range(32))), (100, 101), (101, 102)]
     run_components(edges, FNAPI, max_rounds=1, on_unconverged="gather")
+
+
+def test_beam_gathers_the_leftover_within_its_bound():
+    # A 64-node chain needs more than 2 rounds: its 63 edges are left and resolved on one worker.
+    edges = [*path(list(range(64))), *((1000 + i, 2000) for i in range(10))]
+    run_components(edges, FNAPI, max_rounds=2, on_unconverged="gather", max_gathered_edges=63)
+
+
+def test_beam_fails_when_the_leftover_exceeds_the_bound():
+    with pytest.raises(Exception, match="more than 62 edges still active"):
+        run_components(
+            path(list(range(64))),
+            FNAPI,
+            max_rounds=2,
+            on_unconverged="gather",
+            max_gathered_edges=62,
+        )
+
+
+def test_gather_labels_streams_and_stops_past_the_bound():
+    from pipeline.dedup.connected_components import gather_labels
+
+    seen = []
+
+    def edges():
+        for i in range(10):
+            seen.append(i)
+            yield i, i + 1
+
+    assert gather_labels(edges(), 10, 3) == {i: 0 for i in range(11)}
+    seen.clear()
+    with pytest.raises(RuntimeError, match="more than 4 edges"):
+        gather_labels(edges(), 4, 3)
+    assert len(seen) == 5  # stopped at the first edge past the bound, the rest never read
