@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.core.arrow_memory import use_system_allocator
 from pipeline.dedup.exact import text_hash
 from pipeline.dedup.minhash import MinHashConfig, text_band_keys
 from pipeline.pool.schema import POOL_SCHEMA
@@ -31,6 +32,10 @@ STAGE_BATCH_ROWS = 64
 # Rows read back at a time when a part is split into its outputs.
 READ_BATCH_ROWS = 256
 ROW_BITS = 32
+
+# Every process that stages or splits parts imports this module (workers too, to unpickle the
+# DoFns): that is where Arrow's allocator is chosen (pipeline/core/arrow_memory.py says why).
+use_system_allocator()
 
 STAGED_SCHEMA = pa.schema(
     [
