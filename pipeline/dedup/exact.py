@@ -7,17 +7,19 @@ page by near-dedup's rule (`near.kept_in_cluster`). Details: docs/stages/dedup.m
 from __future__ import annotations
 
 import hashlib
-import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-_SPACE_RUN = re.compile(r"\s+")
-
 
 def normalize_for_exact(text: str) -> str:
-    """NFKC, case folded, whitespace runs collapsed to one space, stripped."""
-    return _SPACE_RUN.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+    """NFKC, case folded, whitespace runs collapsed to one space, stripped.
+
+    `str.split()` splits on exactly the characters `re`'s `\\s` matches in a str pattern
+    (both are `str.isspace`; a test checks every code point), at a third of the regex's cost
+    (0.07 vs 0.19 ms on a 7,500-character page).
+    """
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def text_hash(text: str) -> str:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 from dataclasses import dataclass
 from functools import cache
 
 # fastText's predict() works on one line; newlines would end the input early.
-_WHITESPACE = re.compile(r"\s+")
 # Characters of text given to the model. lid.176's cost is linear in them (char 2-4-grams of
 # every word). On the 531 real labelled test pages (7,400 characters of text on
 # average) the first 1,000 characters give the same language as the first 2,000 and as the whole
@@ -67,7 +65,7 @@ class LanguageIdentifier:
         self._max_chars = max_chars
 
     def identify(self, text: str) -> LanguageGuess:
-        sample = _WHITESPACE.sub(" ", text[: self._max_chars]).strip()
+        sample = " ".join(text[: self._max_chars].split())  # = re.sub(r"\s+", " ").strip()
         if not sample:
             return LanguageGuess("und", 0.0)
         labels, scores = self._model.predict(sample, k=1)

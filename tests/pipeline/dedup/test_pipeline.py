@@ -208,6 +208,22 @@ def test_exact_duplicates_ignore_case_spacing_and_width() -> None:
     assert prior.kept_id == "z" and prior.removed == ("b",)
 
 
+def test_exact_normalisation_equals_the_regex_definition_on_every_space() -> None:
+    # str.split() and re's \s agree on every code point (text hashes on disk depend on it).
+    import re
+    import sys
+    import unicodedata
+
+    spaces = [chr(c) for c in range(sys.maxunicode + 1) if re.fullmatch(r"\s", chr(c))]
+    assert spaces == [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+    text = "a" + "b".join(spaces) + " \u3000end\u2028 " + "".join(spaces)
+
+    def by_regex(t: str) -> str:
+        return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", t).casefold()).strip()
+
+    assert normalize_for_exact(text) == by_regex(text)
+
+
 def test_result_does_not_depend_on_order_or_workers(real_texts, tmp_path: Path) -> None:
     rng = random.Random(5)
     docs = [(f"https://o{i}.example/p", t) for i, t in enumerate(real_texts[:40])]
