@@ -37,7 +37,9 @@ Trafilatura (12-16 pages/s on this 2-core machine), so 12k pages take it ~16 min
 
 Measured here (2026-12-06, 2 shared cores): before the keys-only shuffles (65c1035) peak RSS
 3.4 GiB at 4k pages and 11.4 GiB at 12k (3.4x); after them (9149f7f) 596 / 596 / 638 MiB at
-4k / 12k / 40k (1.07x), marginal rate 135-139 pages/s.
+4k / 12k / 40k (1.07x), marginal rate 135-139 pages/s. After the smaller graph and the cached
+Unicode tables (43b90ec, idle machine): 531 / 584 MiB at 4k / 40k (1.10x), 185 / 198 pages/s,
+marginal 200; with --workers 2, 1.39x / 1.70x.
 
 A run whose tree exceeds --rss-limit-gib is killed (the machines here are shared) and reported
 as such. The JSON (--out; bench/results/ is git-ignored) holds every figure and the versions.

@@ -14,16 +14,17 @@ import sys
 from dataclasses import dataclass
 
 # --- MEASURED: pages (or docs, tokens) per second per core, single process ------------------
-# bench/pool_scale.py, 2026-12-06, 40,000 real-size pages (../shared/data/html cycled with
-# distinct URLs, 164 KB of HTML a page on average, 20 WARC files): the whole `mathcorpus pool`
-# command (read, URL, decode, resiliparse + math extraction, lid.176, text hash, MinHash band
-# keys, the key-record shuffles and decisions, the Parquet writes) on FnApiRunner took 215
-# CPU-seconds (301 s of wall time on a 2-core machine shared with other jobs): pages per
-# CPU-second, i.e. per core. Dedup's MinHash is part of it: it runs while each file is staged.
-POOL_PAGES_S = 186
-# bench/pool_throughput.py (2026-12-02, idle machine): the default path without Beam and
-# without dedup keys, as plain functions; for comparison only.
-POOL_FUNCTIONS_PAGES_S = 408
+# bench/pool_scale.py, 2026-12-06 (later run, after the smaller connected-components graph and
+# the faster text hash), 40,000 real-size pages (../shared/data/html cycled with distinct URLs,
+# 164 KB of HTML a page on average, 20 WARC files): the whole `mathcorpus pool` command (read,
+# URL, decode, resiliparse + math extraction, lid.176, text hash, MinHash band keys, the
+# key-record shuffles and decisions, the Parquet writes) on FnApiRunner took 201 CPU-seconds
+# (202 s of wall time on an otherwise idle 2-core machine): pages per CPU-second, i.e. per
+# core. Dedup's MinHash is part of it: it runs while each file is staged.
+POOL_PAGES_S = 199
+# bench/pool_throughput.py (2026-12-06, idle machine): the default path without Beam and
+# without dedup keys, as plain functions, math-aware extraction included; for comparison only.
+POOL_FUNCTIONS_PAGES_S = 243
 # Bytes per page through each shuffle of the pool (stats.json `shuffle_bytes_per_page`: each
 # record encoded with Beam's FastPrimitivesCoder, as the GroupByKeys get it), measured on the
 # 552 distinct real pages of ../shared/data/html with distinct URLs (2026-12-06). Pages are
